@@ -8,10 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import google.type.money_pb2
 import grpc_tools
 from grpc_tools import protoc
-
-import google.type.money_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"

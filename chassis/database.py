@@ -1,0 +1,131 @@
+"""PostgreSQL access: an async SQLAlchemy engine on asyncpg, one session per request, readiness, and
+Alembic migrations run from code."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from chassis.errors import Aborted, AlreadyExists, Unavailable
+from chassis.settings import DatabaseSettings
+
+# SQLSTATEs after which the whole transaction may simply be retried by the caller.
+_UNIQUE_VIOLATION = "23505"
+_RETRYABLE_SQLSTATES = {"40001": "SERIALIZATION_FAILURE", "40P01": "DEADLOCK_DETECTED"}
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL for asyncpg of a plain `postgresql://` URL."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+    """An engine whose connections carry the service's name and a statement timeout."""
+    timeout_ms = str(int(settings.statement_timeout_seconds * 1000))
+    return create_async_engine(
+        async_url(settings.url),
+        pool_size=settings.pool_size,
+        max_overflow=0,
+        pool_timeout=settings.statement_timeout_seconds,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {"application_name": application_name, "statement_timeout": timeout_ms},
+            "timeout": settings.statement_timeout_seconds,
+        },
+    )
+
+
+class Database:
+    """The service's database: hands out one transaction-bound session per request."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on any error.
+
+        Serialization failures and deadlocks surface as ABORTED (safe to retry); an unreachable
+        database as UNAVAILABLE.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except DBAPIError as error:
+            raise _translate(error) from error
+        except (TimeoutError, OSError) as error:
+            raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
+
+    async def is_reachable(self, timeout_seconds: float = 2.0) -> bool:
+        """Whether a trivial query answers within the timeout (readiness)."""
+        try:
+            async with asyncio.timeout(timeout_seconds), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+
+    async def close(self) -> None:
+        """Closes every pooled connection."""
+        await self.engine.dispose()
+
+
+def _translate(error: DBAPIError) -> Exception:
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(
+        getattr(error.orig, "__cause__", None), "sqlstate", None
+    )
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return Aborted(_RETRYABLE_SQLSTATES[sqlstate], "a concurrent change conflicted; retry the request")
+    if sqlstate == _UNIQUE_VIOLATION:
+        # A race the service's own check could not see: the database's unique index decided.
+        constraint = getattr(error.orig, "constraint_name", None) or getattr(
+            getattr(error.orig, "__cause__", None), "constraint_name", ""
+        )
+        return AlreadyExists(
+            "ALREADY_EXISTS", "a concurrent request created the same thing", {"constraint": constraint or ""}
+        )
+    if error.connection_invalidated:
+        return Unavailable("DATABASE_UNAVAILABLE", "the database connection was lost")
+    return error
+
+
+def migrate(database_url: str, migrations: Path) -> None:
+    """Upgrades the database at `database_url` to the newest revision in `migrations`."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+def run_migrations_online(config: Config) -> None:
+    """Body of every service's Alembic env.py: run the migrations over one async connection."""
+    from alembic import context
+
+    async def run() -> None:
+        engine = create_async_engine(async_url(config.attributes["database_url"]))
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_in_transaction, context)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _run_in_transaction(connection: Connection, context: object) -> None:
+    context.configure(connection=connection, transaction_per_migration=True)  # type: ignore[attr-defined]
+    with context.begin_transaction():  # type: ignore[attr-defined]
+        context.run_migrations()  # type: ignore[attr-defined]

@@ -1,0 +1,116 @@
+"""Exactly-once mutations keyed by the caller's `request_id` (AIP-155).
+
+The first call with an id does the work and stores its response in the same transaction; a repeat
+with the same request returns that stored response without doing the work again; a repeat with a
+different request is INVALID_ARGUMENT. Concurrent repeats wait on the key's row, so only one does
+the work. Ids are scoped to the caller.
+"""
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.caller import current_caller
+from chassis.database import Database
+from chassis.errors import FieldViolation, InvalidArgument, invalid_field
+
+Response = TypeVar("Response", bound=Message)
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    """The table every service keeps its request ids in (created by the service's migration)."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("caller", String, primary_key=True),
+        Column("request_id", String, primary_key=True),
+        Column("method", String, nullable=False),
+        Column("fingerprint", LargeBinary, nullable=False),
+        Column("response", LargeBinary, nullable=True),
+        Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class IdempotentRunner:
+    """Runs a mutation once per (caller, request_id) inside one database transaction."""
+
+    def __init__(self, database: Database, table: Table) -> None:
+        self._database = database
+        self._table = table
+
+    async def run(
+        self,
+        *,
+        method: str,
+        request: Message,
+        request_id: str,
+        response_type: type[Response],
+        work: Callable[[AsyncSession], Awaitable[Response]],
+    ) -> Response:
+        """`work`'s response, computed once; repeats of the same request get the stored copy."""
+        if not REQUEST_ID_PATTERN.match(request_id):
+            raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
+        caller = current_caller().subject
+        fingerprint = _fingerprint(request)
+        async with self._database.transaction() as session:
+            reserved = await session.execute(
+                insert(self._table)
+                .values(caller=caller, request_id=request_id, method=method, fingerprint=fingerprint)
+                .on_conflict_do_nothing()
+                .returning(self._table.c.request_id)
+            )
+            if reserved.first() is None:
+                return await self._replay(session, caller, request_id, method, fingerprint, response_type)
+            response = await work(session)
+            await session.execute(
+                self._table.update()
+                .where(self._table.c.caller == caller, self._table.c.request_id == request_id)
+                .values(response=response.SerializeToString(deterministic=True))
+            )
+            return response
+
+    async def _replay(
+        self,
+        session: AsyncSession,
+        caller: str,
+        request_id: str,
+        method: str,
+        fingerprint: bytes,
+        response_type: type[Response],
+    ) -> Response:
+        row = (
+            await session.execute(
+                select(self._table.c.method, self._table.c.fingerprint, self._table.c.response).where(
+                    self._table.c.caller == caller, self._table.c.request_id == request_id
+                )
+            )
+        ).one()
+        if row.method != method or row.fingerprint != fingerprint or row.response is None:
+            violation = FieldViolation("request_id", f"{request_id!r} was already used for a different request")
+            raise InvalidArgument([violation], reason="REQUEST_ID_REUSED")
+        return response_type.FromString(row.response)
+
+
+def _fingerprint(request: Message) -> bytes:
+    """Digest of the request without its request_id, so that only the content is compared."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("request_id")  # type: ignore[arg-type]
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()

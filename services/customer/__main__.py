@@ -1,0 +1,23 @@
+"""Customer service entry point: `python -m services.customer [serve|migrate]`."""
+
+import asyncio
+import sys
+
+from chassis.server import run_process
+from services.customer.app import build_customer_server, migrate_customer_database
+from services.customer.settings import CustomerSettings
+
+
+async def serve() -> None:
+    """Serves until SIGTERM or SIGINT."""
+    await build_customer_server(CustomerSettings.from_environment()).serve_until_signalled()
+
+
+async def migrate() -> None:
+    """Applies pending migrations, then exits."""
+    # Alembic runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(migrate_customer_database, CustomerSettings.from_environment())
+
+
+if __name__ == "__main__":
+    run_process("customer-service", migrate if sys.argv[1:] == ["migrate"] else serve)
