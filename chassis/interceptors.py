@@ -27,8 +27,10 @@ Behaviour = Callable[..., Any]
 class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
     """Binds the caller, maps domain errors to google.rpc.Status, logs and measures every call."""
 
-    def __init__(self, error_domain: str) -> None:
+    def __init__(self, error_domain: str, *, trust_caller_metadata: bool = True) -> None:
         self._error_domain = error_domain
+        # Only servers behind the gateway believe caller metadata; the gateway sets it itself.
+        self._trust_caller_metadata = trust_caller_metadata
 
     async def intercept_service(
         self,
@@ -88,9 +90,9 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
 
         return serve
 
-    @staticmethod
-    def _begin(context: grpc.aio.ServicerContext) -> float:
-        set_current_caller(caller_from_metadata(context.invocation_metadata() or ()))
+    def _begin(self, context: grpc.aio.ServicerContext) -> float:
+        if self._trust_caller_metadata:
+            set_current_caller(caller_from_metadata(context.invocation_metadata() or ()))
         return time.perf_counter()
 
     async def _abort(self, method: str, error: Exception, context: grpc.aio.ServicerContext) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -28,7 +28,8 @@ from chassis.telemetry import (
 
 log = logging.getLogger("crm.server")
 
-Readiness = Callable[[], Awaitable[bool]]
+# Readiness answers for the whole server (bool) or per served service (name -> ready).
+Readiness = Callable[[], Awaitable[bool | Mapping[str, bool]]]
 Registration = Callable[[grpc.aio.Server], None]
 
 
@@ -80,10 +81,15 @@ class ServiceServer:
             await asyncio.sleep(self.readiness_interval_seconds)
             await self._publish(await self.readiness())
 
-    async def _publish(self, ready: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", *self.service_names):
-            await self.health.set(name, status)
+    async def _publish(self, readiness: bool | Mapping[str, bool]) -> None:
+        if isinstance(readiness, bool):
+            per_service = dict.fromkeys(self.service_names, readiness)
+        else:
+            per_service = {name: readiness.get(name, False) for name in self.service_names}
+        per_service[""] = all(per_service.values())
+        for name, ready in per_service.items():
+            serving = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self.health.set(name, serving)
 
 
 async def always_ready() -> bool:
@@ -99,14 +105,19 @@ def build_server(
     register: Registration,
     readiness: Readiness = always_ready,
     readiness_interval_seconds: float = 2.0,
+    trust_caller_metadata: bool = True,
 ) -> ServiceServer:
     """A server with the chassis' health, reflection, limits and interceptors, bound but not started.
 
     `register` adds the service's own servicers (or generic handlers); `service_names` are the full
-    names they serve, for health and reflection.
+    names they serve, for health and reflection. Only servers behind the gateway trust caller
+    metadata (`trust_caller_metadata`); the gateway itself does not.
     """
     server = grpc.aio.server(
-        interceptors=[*server_interceptors(), ServiceCallInterceptor(error_domain)],
+        interceptors=[
+            *server_interceptors(),
+            ServiceCallInterceptor(error_domain, trust_caller_metadata=trust_caller_metadata),
+        ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -1,0 +1,82 @@
+"""Generic forwarding of every exposed method to its backend, bytes in and bytes out.
+
+Each call is authenticated and authorised, then sent on with the caller's remaining deadline (capped),
+the trace context (by the client interceptor) and the caller identity; the backend's status code,
+message and details (ErrorInfo, BadRequest) come back unchanged.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor
+
+from chassis.status import STATUS_DETAILS_KEY
+from gateway.access import authenticate, authorize, forwardable_metadata
+from gateway.routes import ExposedService
+
+Context = grpc.aio.ServicerContext
+
+
+class Forwarder:
+    """Builds the gateway's generic handlers for a set of exposed services."""
+
+    def __init__(self, channels: dict[str, grpc.aio.Channel], max_deadline_seconds: float) -> None:
+        self._channels = channels
+        self._max_deadline = max_deadline_seconds
+
+    def handlers(self, services: tuple[ExposedService, ...]) -> list[grpc.GenericRpcHandler]:
+        """One generic handler per exposed service, covering its public methods."""
+        return [
+            grpc.method_handlers_generic_handler(
+                service.name, {m.name: self._handler(service, m) for m in service.public_methods}
+            )
+            for service in services
+        ]
+
+    def _handler(self, service: ExposedService, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+        path = f"/{service.name}/{method.name}"
+        channel = self._channels[service.name]
+        if method.client_streaming and method.server_streaming:
+            return grpc.stream_stream_rpc_method_handler(self._streaming(path, channel.stream_stream(path)))
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(self._streaming(path, channel.unary_stream(path)))
+        if method.client_streaming:
+            return grpc.stream_unary_rpc_method_handler(self._unary(path, channel.stream_unary(path)))
+        return grpc.unary_unary_rpc_method_handler(self._unary(path, channel.unary_unary(path)))
+
+    def _unary(self, path: str, call: Callable[..., Awaitable[bytes]]) -> Callable[[Any, Context], Awaitable[bytes]]:
+        async def forward(request: Any, context: Context) -> bytes:
+            options = self._call_options(path, context)
+            try:
+                return await call(request, **options)
+            except grpc.aio.AioRpcError as error:
+                await _relay_error(error, context)
+                raise  # pragma: no cover - relay always aborts
+
+        return forward
+
+    def _streaming(self, path: str, call: Callable[..., Any]) -> Callable[[Any, Context], AsyncIterator[bytes]]:
+        async def forward(request: Any, context: Context) -> AsyncIterator[bytes]:
+            options = self._call_options(path, context)
+            try:
+                async for response in call(request, **options):
+                    yield response
+            except grpc.aio.AioRpcError as error:
+                await _relay_error(error, context)
+
+        return forward
+
+    def _call_options(self, path: str, context: Context) -> dict[str, Any]:
+        metadata = tuple(context.invocation_metadata() or ())
+        caller = authenticate(metadata)
+        authorize(caller, path)
+        remaining = context.time_remaining()
+        timeout = self._max_deadline if remaining is None else min(remaining, self._max_deadline)
+        return {"timeout": timeout, "metadata": forwardable_metadata(metadata, caller)}
+
+
+async def _relay_error(error: grpc.aio.AioRpcError, context: Context) -> None:
+    """Ends the call with the backend's code, message and status details."""
+    details = [(k, v) for k, v in (error.trailing_metadata() or ()) if k == STATUS_DETAILS_KEY]
+    await context.abort(error.code(), error.details() or "", trailing_metadata=tuple(details))

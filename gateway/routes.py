@@ -1,0 +1,43 @@
+"""What the gateway exposes: a declaration per backend service, read by the forwarder.
+
+Exposing another service's public methods is one more entry here, not a handler per method.
+"""
+
+from dataclasses import dataclass
+
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from crm.customer.v1 import customer_service_pb2
+
+
+@dataclass(frozen=True)
+class ExposedService:
+    """A backend service whose methods the gateway forwards."""
+
+    descriptor: ServiceDescriptor
+    """The service as the contract declares it."""
+    target_variable: str
+    """Environment variable holding the backend's `host:port`."""
+    default_target: str
+    """Where the backend listens when the variable is unset (local runs)."""
+    internal_methods: frozenset[str] = frozenset()
+    """Methods only other services in the cluster may call; the gateway does not expose them."""
+
+    @property
+    def name(self) -> str:
+        """Full service name, e.g. `crm.customer.v1.CustomerService`."""
+        return self.descriptor.full_name
+
+    @property
+    def public_methods(self) -> list[MethodDescriptor]:
+        """The methods callers outside the cluster may reach."""
+        return [m for m in self.descriptor.methods if m.name not in self.internal_methods]
+
+
+EXPOSED_SERVICES = (
+    ExposedService(
+        descriptor=customer_service_pb2.DESCRIPTOR.services_by_name["CustomerService"],
+        target_variable="GATEWAY_CUSTOMER_TARGET",
+        default_target="127.0.0.1:50051",
+    ),
+)
