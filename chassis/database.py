@@ -3,6 +3,7 @@ Alembic migrations run from code."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -108,7 +109,14 @@ def migrate(database_url: str, migrations: Path) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations))
     config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(config, "head")
+        return
+    # Alembic drives its own event loop, which cannot nest in a running one: give it a thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(command.upgrade, config, "head").result()
 
 
 def run_migrations_online(config: Config) -> None:

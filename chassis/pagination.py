@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,23 @@ class PageRequest:
     size: int
     after: SortKey | None
 
+    def after_uuid(self) -> uuid.UUID | None:
+        """The UUID the page starts after; INVALID_ARGUMENT when the token holds something else."""
+        if not self.after:
+            return None
+        try:
+            return uuid.UUID(str(self.after[0]))
+        except ValueError:
+            raise invalid_field("page_token", "is not a token this service issued") from None
+
+    def after_int(self) -> int | None:
+        """The integer the page starts after; INVALID_ARGUMENT when the token holds something else."""
+        if not self.after:
+            return None
+        if not isinstance(self.after[0], int) or isinstance(self.after[0], bool):
+            raise invalid_field("page_token", "is not a token this service issued")
+        return self.after[0]
+
 
 def read_page_request(page_size: int, page_token: str, criteria: Criteria) -> PageRequest:
     """Validates the page size and decodes the token against the call's criteria."""
@@ -41,7 +59,7 @@ def read_page_request(page_size: int, page_token: str, criteria: Criteria) -> Pa
     try:
         payload = json.loads(base64.urlsafe_b64decode(page_token.encode("ascii")))
         after, fingerprint = payload["after"], payload["criteria"]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, UnicodeEncodeError):
         raise invalid_field("page_token", "is not a token this service issued") from None
     if fingerprint != _fingerprint(criteria):
         raise invalid_field("page_token", "was issued for different criteria; start again without it")

@@ -55,11 +55,13 @@ class ServiceServer:
         log.info("listening", extra={"port": self.port, "services": list(self.service_names)})
 
     async def stop(self) -> None:
-        """Reports NOT_SERVING, lets in-flight calls finish within the grace period, then releases
-        resources (database pool, outgoing channels)."""
+        """Reports NOT_SERVING for the drain period while still serving, then stops accepting, lets
+        in-flight calls finish within the grace period, and releases resources (database pool,
+        outgoing channels)."""
         if self._watch is not None:
             self._watch.cancel()
         await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.settings.shutdown_drain_seconds)
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for release in self.on_stop:
             await release()

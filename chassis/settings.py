@@ -4,6 +4,7 @@ A missing or malformed value raises `SettingsError` naming the variable; entry p
 one-line message and a non-zero exit.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class Environment:
             value = float(raw)
         except ValueError:
             raise SettingsError(name, f"must be a number of seconds, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(name, f"must be a finite number of seconds, got {raw!r}")
         if value < minimum:
             raise SettingsError(name, f"must be at least {minimum}, got {value}")
         return value
@@ -84,8 +87,11 @@ class ServerSettings:
     """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED."""
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest request or response message accepted."""
+    shutdown_drain_seconds: float = 2.0
+    """After SIGTERM, how long health says NOT_SERVING while calls are still accepted, so that load
+    balancers and Kubernetes stop routing here before the server stops accepting."""
     shutdown_grace_seconds: float = 10.0
-    """How long in-flight calls may run after SIGTERM before they are cancelled."""
+    """How long in-flight calls may run once the server stops accepting, before they are cancelled."""
 
     @classmethod
     def from_environment(cls, env: Environment, prefix: str, default_address: str) -> "ServerSettings":
@@ -94,6 +100,7 @@ class ServerSettings:
             address=env.address(f"{prefix}_GRPC_ADDRESS", default_address),
             max_concurrent_rpcs=env.integer(f"{prefix}_MAX_CONCURRENT_RPCS", 256, minimum=1),
             max_message_bytes=env.integer(f"{prefix}_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
+            shutdown_drain_seconds=env.seconds(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", 2.0),
             shutdown_grace_seconds=env.seconds(f"{prefix}_SHUTDOWN_GRACE_SECONDS", 10.0),
         )
 

@@ -1,6 +1,5 @@
 """Customer service entry point: `python -m services.customer [serve|migrate]`."""
 
-import asyncio
 import sys
 
 from chassis.server import run_process
@@ -15,8 +14,7 @@ async def serve() -> None:
 
 async def migrate() -> None:
     """Applies pending migrations, then exits."""
-    # Alembic runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(migrate_customer_database, CustomerSettings.from_environment())
+    migrate_customer_database(CustomerSettings.from_environment())
 
 
 if __name__ == "__main__":

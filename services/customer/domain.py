@@ -279,7 +279,8 @@ def fold(text: str) -> str:
 
     "Nguyễn Văn An" -> "nguyen van an", "Gʻulom" -> "gulom", "Олександр" -> "олександр".
     """
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_BASE_LETTERS))
+    # Lower-case after decomposing too: compatibility forms such as "𝐀" or "ℌ" decompose to capitals.
+    decomposed = unicodedata.normalize("NFKD", text.casefold()).casefold().translate(_BASE_LETTERS)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_APOSTROPHES)
     return " ".join(unicodedata.normalize("NFC", stripped).split())
 
@@ -519,8 +520,8 @@ def search_criteria(
             violations.add("phone_number", f"{phone_number!r} is not a valid phone number")
         phone = normalized or ""
     name_key = fold(name_query)
-    if name_query and len(name_key.replace(" ", "")) < MIN_NAME_QUERY_LENGTH:
-        violations.add("name_query", f"must have at least {MIN_NAME_QUERY_LENGTH} letters")
+    if name_query and max((len(word) for word in name_key.split()), default=0) < MIN_NAME_QUERY_LENGTH:
+        violations.add("name_query", f"must contain a word of at least {MIN_NAME_QUERY_LENGTH} letters")
     criteria = SearchCriteria(
         phone_number=phone,
         name_key=name_key,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Row,
+    Select,
     String,
     Table,
     Text,
@@ -155,14 +156,20 @@ async def mark_customer_deleted(session: AsyncSession, customer_id: uuid.UUID, *
 async def list_customers(session: AsyncSession, page: PageRequest) -> list[Customer]:
     """A page of customers in id order (one more than asked, to tell whether more follow)."""
     query = select(customers).where(customers.c.delete_time.is_(None))
-    if page.after:
-        query = query.where(customers.c.id > uuid.UUID(str(page.after[0])))
+    if (after := page.after_uuid()) is not None:
+        query = query.where(customers.c.id > after)
     rows = await session.execute(query.order_by(customers.c.id).limit(page.size + 1))
     return [_customer(row) for row in rows]
 
 
 async def search_customers(session: AsyncSession, criteria: SearchCriteria, page: PageRequest) -> list[Customer]:
     """A page of customers matching every given criterion, in id order (one extra row)."""
+    rows = await session.execute(search_statement(criteria, page))
+    return [_customer(row) for row in rows]
+
+
+def search_statement(criteria: SearchCriteria, page: PageRequest) -> Select[Any]:
+    """The search query; every criterion is served by an index (see the 0001 migration)."""
     query = select(customers).where(customers.c.delete_time.is_(None))
     if criteria.phone_number:
         line_owners = select(subscriptions.c.customer_id).where(subscriptions.c.msisdn == criteria.phone_number)
@@ -172,22 +179,22 @@ async def search_customers(session: AsyncSession, criteria: SearchCriteria, page
                 customers.c.id.in_(line_owners),
             )
         )
-    if criteria.name_key:
-        query = query.where(customers.c.search_key.like(f"%{_escape_like(criteria.name_key)}%", escape="\\"))
+    for word in criteria.name_key.split():
+        # Each word anywhere in the names: "dang thi" finds "Thị Hồng Đặng" as well as "Đặng Thị Hồng".
+        query = query.where(customers.c.search_key.like(f"%{_escape_like(word)}%", escape="!"))
     if criteria.status:
         query = query.where(customers.c.status == criteria.status.value)
     if criteria.region_key:
         query = query.where(customers.c.region_key == criteria.region_key)
     if criteria.retailer_id:
         query = query.where(customers.c.retailer_id == criteria.retailer_id)
-    if page.after:
-        query = query.where(customers.c.id > uuid.UUID(str(page.after[0])))
-    rows = await session.execute(query.order_by(customers.c.id).limit(page.size + 1))
-    return [_customer(row) for row in rows]
+    if (after := page.after_uuid()) is not None:
+        query = query.where(customers.c.id > after)
+    return query.order_by(customers.c.id).limit(page.size + 1)
 
 
 def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def _customer_columns(customer: Customer) -> dict[str, Any]:
@@ -370,8 +377,8 @@ async def get_subscription(
 async def list_subscriptions(session: AsyncSession, customer_id: uuid.UUID, page: PageRequest) -> list[Subscription]:
     """A page of a customer's lines in id order (one extra row)."""
     query = select(subscriptions).where(subscriptions.c.customer_id == customer_id)
-    if page.after:
-        query = query.where(subscriptions.c.id > uuid.UUID(str(page.after[0])))
+    if (after := page.after_uuid()) is not None:
+        query = query.where(subscriptions.c.id > after)
     rows = await session.execute(query.order_by(subscriptions.c.id).limit(page.size + 1))
     return [_subscription(row) for row in rows]
 
@@ -461,8 +468,8 @@ async def latest_consent_records(session: AsyncSession, customer_id: uuid.UUID) 
 async def list_consent_records(session: AsyncSession, customer_id: uuid.UUID, page: PageRequest) -> list[ConsentRecord]:
     """A page of the customer's history, newest first (one extra row)."""
     query = select(consent_records).where(consent_records.c.customer_id == customer_id)
-    if page.after:
-        query = query.where(consent_records.c.id < int(page.after[0]))
+    if (after := page.after_int()) is not None:
+        query = query.where(consent_records.c.id < after)
     rows = await session.execute(query.order_by(consent_records.c.id.desc()).limit(page.size + 1))
     return [_consent_record(row) for row in rows]
 

@@ -1,0 +1,83 @@
+"""The customer service and the gateway as separate processes, exporting telemetry to a local receiver."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
+from tests.otlp_receiver import OtlpReceiver
+from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
+
+CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
+
+
+@dataclass
+class RunningSystem:
+    """The processes under test and what they export."""
+
+    customer: ServiceProcess
+    gateway: ServiceProcess
+    telemetry: OtlpReceiver
+
+
+@pytest.fixture(scope="session")
+async def running_system(
+    migrated_database_url, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningSystem]:
+    receiver = OtlpReceiver()
+    await receiver.start()
+    logs = Path(tmp_path_factory.mktemp("e2e-logs"))
+    telemetry = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    customer_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    customer = start_process(
+        "customer",
+        "services.customer",
+        {
+            **telemetry,
+            "CUSTOMER_DATABASE_URL": migrated_database_url("customer_e2e"),
+            "CUSTOMER_GRPC_ADDRESS": customer_address,
+            "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0.2",
+        },
+        customer_address,
+        logs,
+    )
+    gateway = start_process(
+        "gateway",
+        "gateway",
+        {
+            **telemetry,
+            "GATEWAY_GRPC_ADDRESS": gateway_address,
+            "GATEWAY_CUSTOMER_TARGET": customer_address,
+            "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
+            "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
+        },
+        gateway_address,
+        logs,
+    )
+    try:
+        await wait_until_serving(customer, CUSTOMER_SERVICE)
+        await wait_until_serving(gateway, CUSTOMER_SERVICE)
+        yield RunningSystem(customer, gateway, receiver)
+    finally:
+        gateway.stop()
+        customer.stop()
+        await receiver.stop()
+
+
+@pytest.fixture(scope="session")
+async def gateway_channel(running_system: RunningSystem) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(running_system.gateway.address) as channel:
+        yield channel
+
+
+@pytest.fixture
+def gateway_stub(gateway_channel: grpc.aio.Channel) -> CustomerServiceStub:
+    return CustomerServiceStub(gateway_channel)

@@ -1,0 +1,80 @@
+"""Starting the services as real processes for end-to-end tests, and waiting until they serve."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """A service running as a child process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    address: str
+    log_path: Path
+
+    def log(self) -> str:
+        """What the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_seconds: float = 15.0) -> int:
+        """Sends SIGTERM and waits; kills it if it does not stop in time. Returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout_seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def start_process(name: str, module: str, env: dict[str, str], address: str, log_dir: Path) -> ServiceProcess:
+    """Runs `python -m module` with the given extra environment, logging to a file."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return ServiceProcess(name, process, address, log_path)
+
+
+async def wait_until_serving(service: ServiceProcess, health_name: str = "", timeout_seconds: float = 30.0) -> None:
+    """Polls the process' health service until it reports SERVING; fails with its log if it dies."""
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        while True:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.log()}")
+            try:
+                answer = await stub.Check(health_pb2.HealthCheckRequest(service=health_name), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{service.name} did not serve within {timeout_seconds}s:\n{service.log()}")
+            await asyncio.sleep(0.1)
