@@ -31,6 +31,7 @@ run: setup
 	$(PY) -m tools.run
 
 test: setup node_modules/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: setup node_modules/.installed
