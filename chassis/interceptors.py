@@ -1,6 +1,7 @@
 """Server interceptor that every service and the gateway run: caller context, error mapping, access
 log and RED metrics for each call, whatever its streaming shape."""
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -81,8 +82,13 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         async def serve(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = self._begin(context)
             try:
-                async for response in behaviour(request, context):
-                    yield response
+                responses = behaviour(request, context)
+                if inspect.isasyncgen(responses):
+                    async for response in responses:
+                        yield response
+                else:
+                    # A handler may also write its stream with context.write() and return nothing.
+                    await responses
             except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
                 await self._abort(method, error, context)
             finally:

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
+from chassis.caller import set_current_caller
 from chassis.status import STATUS_DETAILS_KEY
 from gateway.access import authenticate, authorize, forwardable_metadata
 from gateway.routes import ExposedService
@@ -70,6 +71,7 @@ class Forwarder:
     def _call_options(self, path: str, context: Context) -> dict[str, Any]:
         metadata = tuple(context.invocation_metadata() or ())
         caller = authenticate(metadata)
+        set_current_caller(caller)
         authorize(caller, path)
         remaining = context.time_remaining()
         timeout = self._max_deadline if remaining is None else min(remaining, self._max_deadline)

@@ -14,4 +14,3 @@ def test_buf_lint_passes_on_the_contract():
         [str(BUF) if BUF.exists() else "buf", "lint"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-

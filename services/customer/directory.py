@@ -149,7 +149,9 @@ class CustomerDirectory:
         """Adds a line; its number must not be in service on another line."""
         customer = await self._lock(session, customer_id, None)
         domain.ensure_customer_can_have_lines(customer)
-        normalized = domain.normalized_subscription(subscription, default_region=self.default_region, today=_today())
+        # A number without a country code is read in the customer's own country.
+        region = domain.phone_region(customer.profile, self.default_region)
+        normalized = domain.normalized_subscription(subscription, default_region=region, today=_today())
         await self._ensure_number_free(session, normalized.msisdn)
         now = _now()
         created = replace(normalized, customer_id=customer_id, create_time=now, update_time=now)

@@ -313,7 +313,7 @@ def normalized_profile(profile: CustomerProfile, *, default_region: str, today: 
     """The profile with names, phones and emails normalised; InvalidArgument naming every bad field."""
     violations = Violations()
     party = _normalized_party(profile.party, today, f"{path}", violations)
-    region = _phone_region(profile, default_region)
+    region = phone_region(profile, default_region)
     media = tuple(
         _normalized_medium(medium, region, f"{path}.contact_media[{index}]", violations)
         for index, medium in enumerate(profile.contact_media)
@@ -325,7 +325,7 @@ def normalized_profile(profile: CustomerProfile, *, default_region: str, today: 
     return replace(profile, party=party, contact_media=media, retailer_id=retailer_id)
 
 
-def _phone_region(profile: CustomerProfile, default_region: str) -> str:
+def phone_region(profile: CustomerProfile, default_region: str) -> str:
     """Numbers without a country code are read in the customer's own country, else the default."""
     address = profile.home_address
     if address is not None and is_country_code(address.country_code):

@@ -142,12 +142,14 @@ async def test_logs_are_json_lines_carrying_the_trace_id(
     trace_id = secrets.token_hex(16)
     await gateway_stub.ListCustomers(
         customer_service_pb2.ListCustomersRequest(page_size=1),
-        metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),),
+        metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"), ("x-crm-user", "carol")),
         timeout=5,
     )
-    async with asyncio.timeout(5):
-        while trace_id not in running_system.customer.log():
-            await asyncio.sleep(0.05)
-    lines = [json.loads(line) for line in running_system.customer.log().splitlines() if trace_id in line]
-    assert any(entry.get("rpc_method", "").endswith("/ListCustomers") for entry in lines)
-    assert all(entry["trace_id"] == trace_id and entry["service"] == "customer-service" for entry in lines)
+    for process, service in ((running_system.customer, "customer-service"), (running_system.gateway, "gateway")):
+        async with asyncio.timeout(5):
+            while trace_id not in process.log():
+                await asyncio.sleep(0.05)
+        lines = [json.loads(line) for line in process.log().splitlines() if trace_id in line]
+        access = [entry for entry in lines if entry.get("rpc_method", "").endswith("/ListCustomers")]
+        assert access and all(entry["caller"] == "carol" for entry in access)
+        assert all(entry["trace_id"] == trace_id and entry["service"] == service for entry in lines)

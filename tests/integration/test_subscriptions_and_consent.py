@@ -190,3 +190,17 @@ async def test_repeated_consent_request_records_one_decision(customer_stub: Cust
         customer_service_pb2.ListConsentRecordsRequest(parent=parent), timeout=5
     )
     assert len(history.consent_records) == 1
+
+
+async def test_a_line_number_without_country_code_is_read_in_the_customers_country(
+    customer_stub: CustomerServiceStub,
+):
+    customer = await customer_stub.CreateCustomer(
+        create_request(person("Ірина", "Коваленко", country="UA", region="Одеська область")), timeout=5
+    )
+    msisdn = unique_mobile("UA")
+    created = await customer_stub.CreateSubscription(
+        CreateLine(parent=customer.name, subscription=line("0" + msisdn.removeprefix("+380")), request_id=request_id()),
+        timeout=5,
+    )
+    assert created.msisdn == msisdn

@@ -1,0 +1,43 @@
+"""What every server built by the chassis offers: health that follows the database, and Watch."""
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chassis.server import ServiceServer
+from chassis.settings import Environment
+from services.customer.app import SERVICE_NAME, build_customer_server
+from services.customer.settings import CustomerSettings
+
+
+async def test_health_watch_streams_the_serving_status(customer_server: ServiceServer):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{customer_server.port}") as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5
+        )
+        first = await stream.read()
+        stream.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path):
+    unreachable = f"postgresql://postgres@/crm_customer?host={tmp_path}"  # no server listens there
+    settings = CustomerSettings.from_environment(
+        Environment(
+            {
+                "CUSTOMER_DATABASE_URL": unreachable,
+                "CUSTOMER_GRPC_ADDRESS": "127.0.0.1:0",
+                "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
+                "CUSTOMER_DATABASE_STATEMENT_TIMEOUT_SECONDS": "1",
+            }
+        )
+    )
+    server = build_customer_server(settings)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for name in ("", SERVICE_NAME):
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await server.stop()
