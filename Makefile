@@ -17,8 +17,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 		xargs -I{} sh -c 'printf "%s\n%s\n" "$(CURDIR)" "$(CURDIR)/gen" > {}/crm-paths.pth'
 	touch $@
 
+# `npm install` honours the lock (buf is pinned exactly); `npm ci` refuses a lock that lists only the
+# platform binaries the registry serves here.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 gen/.generated: $(VENV)/.installed $(PROTOS) tools/gen_protos.py
