@@ -1,0 +1,143 @@
+"""The transactional outbox: events written in the same transaction as the change they announce.
+
+Rows get their feed `position` from the sequencer, which numbers committed rows in the order it
+sees them, under an advisory lock, so positions only ever grow and a reader that resumes after a
+position never misses an event. Events of one aggregate keep their order because a change to an
+aggregate writes its event after taking the aggregate's row lock. The columns follow the shape
+Debezium's outbox event router reads (id, aggregatetype, aggregateid, type, payload).
+"""
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from opentelemetry import trace
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, MetaData, String, Table, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.database import Database
+
+log = logging.getLogger("crm.outbox")
+
+# Any fixed number shared by every replica of a service: only one numbers rows at a time.
+_SEQUENCER_LOCK = 0x0C7B0C5E
+SEQUENCE_BATCH = 5000
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The outbox table (created by each producing service's migration, see `OUTBOX_DDL`)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", UUID(as_uuid=True), primary_key=True),
+        Column("aggregatetype", String, nullable=False),
+        Column("aggregateid", String, nullable=False),
+        Column("type", String, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("trace_id", String, nullable=False),
+        Column("create_time", DateTime(timezone=True), nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("position", BigInteger),
+    )
+
+
+OUTBOX_DDL = (
+    """
+    CREATE TABLE outbox (
+        id uuid PRIMARY KEY,
+        aggregatetype text NOT NULL,
+        aggregateid text NOT NULL,
+        type text NOT NULL,
+        payload bytea NOT NULL,
+        trace_id text NOT NULL DEFAULT '',
+        create_time timestamptz NOT NULL DEFAULT now(),
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        position bigint
+    )
+    """,
+    "CREATE UNIQUE INDEX outbox_position ON outbox (position)",
+    "CREATE INDEX outbox_unsequenced ON outbox (seq) WHERE position IS NULL",
+)
+"""Statements a producing service's migration runs to create its outbox."""
+
+
+async def append_event(
+    session: AsyncSession, *, aggregate_type: str, aggregate_id: str, payload: Message, now: datetime | None = None
+) -> uuid.UUID:
+    """Writes an event into the outbox within the caller's transaction; returns its id."""
+    event_id = uuid.uuid4()
+    context = trace.get_current_span().get_span_context()
+    await session.execute(
+        text(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, trace_id, create_time) "
+            "VALUES (:id, :aggregate_type, :aggregate_id, :type, :payload, :trace_id, :create_time)"
+        ),
+        {
+            "id": event_id,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "type": payload.DESCRIPTOR.full_name,
+            "payload": payload.SerializeToString(deterministic=True),
+            "trace_id": format(context.trace_id, "032x") if context.is_valid else "",
+            "create_time": now or datetime.now(UTC),
+        },
+    )
+    return event_id
+
+
+async def sequence_pending(database: Database) -> int:
+    """Gives feed positions to committed events that have none, in insertion order; returns how many."""
+    async with database.transaction() as session:
+        locked = (
+            await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK})
+        ).scalar()
+        if not locked:
+            return 0
+        result = await session.execute(
+            text(
+                """
+                WITH last AS (SELECT coalesce(max(position), 0) AS position FROM outbox),
+                     pending AS (
+                         SELECT id, row_number() OVER (ORDER BY seq) AS n
+                         FROM (SELECT id, seq FROM outbox WHERE position IS NULL ORDER BY seq LIMIT :batch) AS p
+                     )
+                UPDATE outbox SET position = last.position + pending.n
+                FROM pending, last
+                WHERE outbox.id = pending.id
+                """
+            ),
+            {"batch": SEQUENCE_BATCH},
+        )
+        return result.rowcount or 0
+
+
+class OutboxSequencer:
+    """Background task of a producing service that keeps numbering new events."""
+
+    def __init__(self, database: Database, interval_seconds: float = 0.05) -> None:
+        self._database = database
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Starts numbering in the background."""
+        self._task = asyncio.create_task(self._run(), name="outbox-sequencer")
+
+    async def stop(self) -> None:
+        """Stops numbering; events left unnumbered are numbered by the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                numbered = await sequence_pending(self._database)
+            except Exception:
+                log.warning("numbering outbox events failed; retrying", exc_info=True)
+                numbered = 0
+            if numbered < SEQUENCE_BATCH:
+                await asyncio.sleep(self._interval)
