@@ -44,7 +44,10 @@ class ServiceServer:
     readiness: Readiness
     settings: ServerSettings
     readiness_interval_seconds: float = 2.0
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    """Background work to start once serving (outbox sequencer, evaluators)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Releases run in order after the server stopped (stop background work first, close pools last)."""
     _watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -52,6 +55,8 @@ class ServiceServer:
         await self.server.start()
         await self._publish(await self.readiness())
         self._watch = asyncio.create_task(self._watch_readiness(), name="readiness")
+        for start_background_work in self.on_start:
+            start_background_work()
         log.info("listening", extra={"port": self.port, "services": list(self.service_names)})
 
     async def stop(self) -> None:

@@ -1,16 +1,31 @@
-"""Assembles the customer service: database, directory, servicer and the chassis server."""
+"""Assembles the customer service: database, use cases, servicers, background work and the server."""
 
 from pathlib import Path
 
+import grpc
+
 from chassis.database import Database, create_engine, migrate
+from chassis.outbox import OutboxSequencer
 from chassis.server import ServiceServer, build_server
 from chassis.telemetry import instrument_engine
-from crm.customer.v1 import customer_service_pb2, customer_service_pb2_grpc
+from crm.customer.v1 import (
+    billing_pb2,
+    billing_pb2_grpc,
+    customer_service_pb2,
+    customer_service_pb2_grpc,
+    segments_pb2,
+    segments_pb2_grpc,
+)
+from services.customer.billing_servicer import BillingServicer
 from services.customer.directory import CustomerDirectory
+from services.customer.segment_evaluator import SegmentEvaluator
+from services.customer.segment_servicer import SegmentServicer
 from services.customer.servicer import CustomerServicer
 from services.customer.settings import CustomerSettings
 
 SERVICE_NAME = customer_service_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name
+BILLING_SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
+SEGMENT_SERVICE_NAME = segments_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name
 ERROR_DOMAIN = "customer.crm"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,16 +35,24 @@ def build_customer_server(settings: CustomerSettings) -> ServiceServer:
     engine = create_engine(settings.database, application_name="customer-service")
     instrument_engine(engine)
     database = Database(engine)
-    servicer = CustomerServicer(database, CustomerDirectory(default_region=settings.default_region))
+    directory = CustomerDirectory(default_region=settings.default_region)
+    sequencer = OutboxSequencer(database)
+    evaluator = SegmentEvaluator(database, rank_interval_seconds=settings.vip_rank_interval_seconds)
+
+    def register(server: grpc.aio.Server) -> None:
+        customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(database, directory), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(database), server)
+        segments_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(database), server)
+
     server = build_server(
         settings=settings.server,
         error_domain=ERROR_DOMAIN,
-        service_names=[SERVICE_NAME],
-        register=lambda grpc_server: customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(
-            servicer, grpc_server
-        ),
+        service_names=[SERVICE_NAME, BILLING_SERVICE_NAME, SEGMENT_SERVICE_NAME],
+        register=register,
         readiness=database.is_reachable,
     )
+    server.on_start.extend([sequencer.start, evaluator.start])
+    server.on_stop.extend([evaluator.stop, sequencer.stop])
     server.on_stop.append(database.close)
     return server
 

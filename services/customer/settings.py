@@ -23,6 +23,8 @@ class CustomerSettings:
     """The customer database (`CUSTOMER_DATABASE_URL`, required)."""
     default_region: str
     """ISO country for phone numbers written without a country code (`CUSTOMER_DEFAULT_REGION`, default UZ)."""
+    vip_rank_interval_seconds: float = 300.0
+    """How often customers are ranked by spend for the VIP threshold (`CUSTOMER_VIP_RANK_INTERVAL_SECONDS`)."""
 
     @classmethod
     def from_environment(cls, env: Environment | None = None) -> "CustomerSettings":
@@ -35,4 +37,5 @@ class CustomerSettings:
             server=ServerSettings.from_environment(env, "CUSTOMER", DEFAULT_ADDRESS),
             database=DatabaseSettings.from_environment(env, "CUSTOMER"),
             default_region=region,
+            vip_rank_interval_seconds=env.seconds("CUSTOMER_VIP_RANK_INTERVAL_SECONDS", 300.0, minimum=1.0),
         )
