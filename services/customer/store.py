@@ -18,8 +18,8 @@ from sqlalchemy import (
     Table,
     Text,
     literal,
-    or_,
     select,
+    union,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,13 +172,14 @@ def search_statement(criteria: SearchCriteria, page: PageRequest) -> Select[Any]
     """The search query; every criterion is served by an index (see the 0001 migration)."""
     query = select(customers).where(customers.c.delete_time.is_(None))
     if criteria.phone_number:
-        line_owners = select(subscriptions.c.customer_id).where(subscriptions.c.msisdn == criteria.phone_number)
-        query = query.where(
-            or_(
-                customers.c.phone_numbers.contains([criteria.phone_number]),
-                customers.c.id.in_(line_owners),
-            )
+        # A union of two index lookups (contact numbers, line numbers); an OR would scan the table.
+        owners = union(
+            select(customers.c.id).where(
+                customers.c.delete_time.is_(None), customers.c.phone_numbers.contains([criteria.phone_number])
+            ),
+            select(subscriptions.c.customer_id).where(subscriptions.c.msisdn == criteria.phone_number),
         )
+        query = query.where(customers.c.id.in_(owners))
     for word in criteria.name_key.split():
         # Each word anywhere in the names: "dang thi" finds "Thị Hồng Đặng" as well as "Đặng Thị Hồng".
         query = query.where(customers.c.search_key.like(f"%{_escape_like(word)}%", escape="!"))
