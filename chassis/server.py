@@ -46,6 +46,9 @@ class ServiceServer:
     readiness_interval_seconds: float = 2.0
     on_start: list[Callable[[], None]] = field(default_factory=list)
     """Background work to start once serving (outbox sequencer, evaluators)."""
+    on_stopping: list[Callable[[], None]] = field(default_factory=list)
+    """Called as the server stops accepting calls: long-lived streams (event feeds) end at once instead
+    of holding shutdown for the whole grace period, and their clients reconnect elsewhere."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Releases run in order after the server stopped (stop background work first, close pools last)."""
     _watch: asyncio.Task[None] | None = None
@@ -67,6 +70,8 @@ class ServiceServer:
             self._watch.cancel()
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(self.settings.shutdown_drain_seconds)
+        for end_long_lived_calls in self.on_stopping:
+            end_long_lived_calls()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for release in self.on_stop:
             await release()
@@ -93,7 +98,9 @@ class ServiceServer:
             per_service = dict.fromkeys(self.service_names, readiness)
         else:
             per_service = {name: readiness.get(name, False) for name in self.service_names}
-        per_service[""] = all(per_service.values())
+        # The whole server is ready when every service is, unless readiness says otherwise for "".
+        overall = readiness.get("", all(per_service.values())) if isinstance(readiness, Mapping) else readiness
+        per_service[""] = overall
         for name, ready in per_service.items():
             serving = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
             await self.health.set(name, serving)

@@ -18,20 +18,24 @@ HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
 
 def build_gateway_server(settings: GatewaySettings) -> ServiceServer:
     """The gateway, bound to its port, not yet started."""
-    channels = {
-        service.name: open_channel(
-            settings.backend_targets[service.name],
-            service_names=[service.name],
+    # One channel per backend address, shared by every service that backend serves.
+    targets = settings.backend_targets
+    by_target = {
+        target: open_channel(
+            target,
+            service_names=[name for name, t in targets.items() if t == target],
             max_message_bytes=settings.server.max_message_bytes,
         )
-        for service in EXPOSED_SERVICES
+        for target in set(targets.values())
     }
+    channels = {name: by_target[target] for name, target in targets.items()}
     forwarder = Forwarder(channels, settings.max_deadline_seconds)
 
     async def backends_ready() -> Mapping[str, bool]:
         names = list(channels)
         answers = await asyncio.gather(*(_serving(channels[name], name) for name in names))
-        return dict(zip(names, answers, strict=True))
+        # The gateway itself serves while any backend is down; each service's status tells which.
+        return {"": True, **dict(zip(names, answers, strict=True))}
 
     server = build_server(
         settings=settings.server,
@@ -44,7 +48,7 @@ def build_gateway_server(settings: GatewaySettings) -> ServiceServer:
     )
 
     async def close_channels() -> None:
-        for channel in channels.values():
+        for channel in by_target.values():
             await channel.close()
 
     server.on_stop.append(close_channels)

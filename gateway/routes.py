@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from crm.customer.v1 import customer_service_pb2
+from crm.customer.v1 import billing_pb2, customer_service_pb2, segments_pb2, usage_pb2
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,31 @@ class ExposedService:
         return [m for m in self.descriptor.methods if m.name not in self.internal_methods]
 
 
+CUSTOMER_TARGET = ("GATEWAY_CUSTOMER_TARGET", "127.0.0.1:50051")
+
 EXPOSED_SERVICES = (
     ExposedService(
         descriptor=customer_service_pb2.DESCRIPTOR.services_by_name["CustomerService"],
-        target_variable="GATEWAY_CUSTOMER_TARGET",
-        default_target="127.0.0.1:50051",
+        target_variable=CUSTOMER_TARGET[0],
+        default_target=CUSTOMER_TARGET[1],
+    ),
+    ExposedService(
+        descriptor=usage_pb2.DESCRIPTOR.services_by_name["UsageService"],
+        target_variable=CUSTOMER_TARGET[0],
+        default_target=CUSTOMER_TARGET[1],
+        # Network mediation feeds usage inside the cluster; outside callers only read profiles.
+        internal_methods=frozenset({"IngestUsage"}),
+    ),
+    ExposedService(
+        descriptor=billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
+        target_variable=CUSTOMER_TARGET[0],
+        default_target=CUSTOMER_TARGET[1],
+        # The billing system records facts inside the cluster; outside callers only read summaries.
+        internal_methods=frozenset({"RecordInvoice", "RecordPayment"}),
+    ),
+    ExposedService(
+        descriptor=segments_pb2.DESCRIPTOR.services_by_name["SegmentService"],
+        target_variable=CUSTOMER_TARGET[0],
+        default_target=CUSTOMER_TARGET[1],
     ),
 )

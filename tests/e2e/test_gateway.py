@@ -153,3 +153,20 @@ async def test_logs_are_json_lines_carrying_the_trace_id(
         access = [entry for entry in lines if entry.get("rpc_method", "").endswith("/ListCustomers")]
         assert access and all(entry["caller"] == "carol" for entry in access)
         assert all(entry["trace_id"] == trace_id and entry["service"] == service for entry in lines)
+
+
+async def test_internal_methods_are_not_exposed_and_public_reads_are(gateway_channel: grpc.aio.Channel):
+    from crm.customer.v1 import billing_pb2, billing_pb2_grpc
+
+    billing = billing_pb2_grpc.BillingServiceStub(gateway_channel)
+    code, _ = await failure(
+        billing.RecordInvoice(billing_pb2.RecordInvoiceRequest(parent="customers/x", request_id="r"), timeout=5)
+    )
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    code, error = await failure(
+        billing.GetBillingSummary(
+            billing_pb2.GetBillingSummaryRequest(name="customers/00000000-0000-4000-8000-0000000000aa/billingSummary"),
+            timeout=5,
+        )
+    )
+    assert code == grpc.StatusCode.NOT_FOUND and error.reason == "CUSTOMER_NOT_FOUND"
