@@ -65,7 +65,7 @@ class IdempotentRunner:
         work: Callable[[AsyncSession], Awaitable[Response]],
     ) -> Response:
         """`work`'s response, computed once; repeats of the same request get the stored copy."""
-        if not REQUEST_ID_PATTERN.match(request_id):
+        if not REQUEST_ID_PATTERN.fullmatch(request_id):
             raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
         caller = current_caller().subject
         fingerprint = _fingerprint(request)

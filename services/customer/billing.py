@@ -121,12 +121,12 @@ def summarize(
 
 
 def _check_id(value: str, field: str, violations: Violations) -> None:
-    if not _BILLING_ID.match(value):
+    if not _BILLING_ID.fullmatch(value):
         violations.add(field, "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
 
 
 def _check_amount(amount: Amount, field: str, violations: Violations) -> None:
-    if not _CURRENCY.match(amount.currency):
+    if not _CURRENCY.fullmatch(amount.currency):
         violations.add(f"{field}.currency_code", "must be an ISO 4217 code such as UZS")
     if not amount.value.is_finite() or amount.value <= 0:
         violations.add(field, "must be positive")

@@ -22,6 +22,8 @@ _REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")
 # Apostrophe-like marks vanish from search keys: Uzbek "Gʻulom" is typed "G'ulom" or "Gulom".
 _APOSTROPHES = dict.fromkeys(map(ord, "ʻʼ'`‘’ʹ′"), None)
 # Letters that carry their mark in the base letter and so survive Unicode decomposition.
+# Russian writes ё as е more often than not; search treats them alike.
+_CYRILLIC_VARIANTS = str.maketrans({"ё": "е"})
 _BASE_LETTERS = str.maketrans({"đ": "d", "ð": "d", "ø": "o", "ł": "l", "ı": "i", "ħ": "h", "ŧ": "t"})
 
 
@@ -209,6 +211,8 @@ class Customer:
     version: int = 1
     churn_reason: ChurnReason | None = None
     churn_detail: str = ""
+    erase_time: datetime | None = None
+    """When the customer's personal data was erased; None while it is kept."""
 
 
 @dataclass(frozen=True)
@@ -281,8 +285,18 @@ def fold(text: str) -> str:
     """
     # Lower-case after decomposing too: compatibility forms such as "𝐀" or "ℌ" decompose to capitals.
     decomposed = unicodedata.normalize("NFKD", text.casefold()).casefold().translate(_BASE_LETTERS)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_APOSTROPHES)
-    return " ".join(unicodedata.normalize("NFC", stripped).split())
+    kept: list[str] = []
+    for char in decomposed:
+        # Marks go from Latin letters (ễ -> e); Cyrillic й and ї are letters of their own and stay.
+        if unicodedata.combining(char) and kept and not _is_cyrillic(kept[-1]):
+            continue
+        kept.append(char)
+    composed = unicodedata.normalize("NFC", "".join(kept)).translate(_CYRILLIC_VARIANTS).translate(_APOSTROPHES)
+    return " ".join(composed.split())
+
+
+def _is_cyrillic(char: str) -> bool:
+    return "\u0400" <= char <= "\u04ff"
 
 
 def clean_text(text: str) -> str:
@@ -319,7 +333,7 @@ def normalized_profile(profile: CustomerProfile, *, default_region: str, today: 
         for index, medium in enumerate(profile.contact_media)
     )
     retailer_id = profile.retailer_id.strip()
-    if retailer_id and not _REFERENCE_ID.match(retailer_id):
+    if retailer_id and not _REFERENCE_ID.fullmatch(retailer_id):
         violations.add(f"{path}.retailer_id", "must be 1 to 128 letters, digits or . _ : / -")
     violations.raise_if_any()
     return replace(profile, party=party, contact_media=media, retailer_id=retailer_id)
@@ -347,7 +361,7 @@ def _normalized_party(party: Party, today: date, path: str, violations: Violatio
             elif party.birth_date < EARLIEST_BIRTH_DATE:
                 violations.add(f"{base}.birth_date", f"must not be before {EARLIEST_BIRTH_DATE.isoformat()}")
         language = party.preferred_language.strip()
-        if language and not _LANGUAGE_TAG.match(language):
+        if language and not _LANGUAGE_TAG.fullmatch(language):
             violations.add(f"{base}.preferred_language", "must be a BCP 47 language tag such as 'uz-Latn'")
         return replace(party, given_name=given, family_name=family, middle_name=middle, preferred_language=language)
     base = f"{path}.organization"
@@ -568,7 +582,7 @@ def normalized_subscription(
     if msisdn is None:
         violations.add(f"{path}.msisdn", f"{subscription.msisdn!r} is not a valid phone number")
     tariff = subscription.tariff_plan_id.strip()
-    if not _REFERENCE_ID.match(tariff):
+    if not _REFERENCE_ID.fullmatch(tariff):
         violations.add(f"{path}.tariff_plan_id", "is required: 1 to 128 letters, digits or . _ : / -")
     if subscription.activation_date is None:
         violations.add(f"{path}.activation_date", "is required")
@@ -611,7 +625,7 @@ def apply_subscription_update(
         violations.add("subscription.purpose", "is required when named in update_mask")
     if "tariff_plan_id" in changes:
         changes["tariff_plan_id"] = changes["tariff_plan_id"].strip()
-        if not _REFERENCE_ID.match(changes["tariff_plan_id"]):
+        if not _REFERENCE_ID.fullmatch(changes["tariff_plan_id"]):
             violations.add("subscription.tariff_plan_id", "is required: 1 to 128 letters, digits or . _ : / -")
     if "home_region" in changes:
         changes["home_region"] = clean_text(changes["home_region"])
@@ -693,3 +707,65 @@ def consent_state(latest_records: Iterable[ConsentRecord]) -> ConsentState:
     """One entry per purpose in purpose order, from the latest record of each purpose."""
     latest = {record.purpose: record for record in latest_records}
     return ConsentState([PurposeState(purpose, latest.get(purpose)) for purpose in ConsentPurpose])
+
+
+# Erasure (right to be forgotten) -------------------------------------------------------------------
+#
+# An erased customer stays as a shell so that counts, lines and consent proofs still add up: the row,
+# its status, churn reason, timestamps, acquisition channel and retailer stay; every name becomes
+# ERASED_NAME (an individual's given and family name, an organization's legal name) and everything
+# else that describes the person goes (middle name, birth date, gender, language, trading name, tax
+# id, contact media, churn detail). Lines keep tariff, status, purpose, region and activation date;
+# their number is removed (empty). Consent records keep purpose, decision, channel, time and the
+# recording employee, which is what proves a decision. An erased customer cannot be changed again.
+
+ERASED_NAME = "erased"
+
+
+def ensure_erasable(subscriptions: Iterable[Subscription]) -> None:
+    """A customer with a line in service is still served under contract and cannot be erased."""
+    live = [s for s in subscriptions if s.status is not SubscriptionStatus.TERMINATED]
+    if live:
+        raise FailedPrecondition(
+            "CUSTOMER_HAS_LINES",
+            f"the customer still has {len(live)} line(s) in service; terminate them before erasing",
+            {"live_lines": str(len(live))},
+        )
+
+
+def ensure_not_erased(customer: Customer) -> None:
+    """An erased customer is a shell that no change may fill with personal data again."""
+    if customer.erase_time is not None:
+        raise FailedPrecondition(
+            "CUSTOMER_ERASED",
+            "the customer's personal data was erased; a returning person is a new customer",
+            {"erase_time": customer.erase_time.isoformat()},
+        )
+
+
+def erased_customer(customer: Customer, *, actor: str, now: datetime) -> Customer:
+    """The shell that remains of `customer` after erasure."""
+    party: Party
+    if isinstance(customer.profile.party, Individual):
+        party = Individual(given_name=ERASED_NAME, family_name=ERASED_NAME)
+    else:
+        party = Organization(legal_name=ERASED_NAME, kind=customer.profile.party.kind)
+    profile = CustomerProfile(
+        party=party,
+        acquisition_channel=customer.profile.acquisition_channel,
+        retailer_id=customer.profile.retailer_id,
+    )
+    return replace(
+        customer,
+        profile=profile,
+        churn_detail="",
+        update_time=now,
+        updater=actor,
+        version=customer.version + 1,
+        erase_time=now,
+    )
+
+
+def erased_subscription(subscription: Subscription, *, now: datetime) -> Subscription:
+    """The line without its number, the one thing on it that points at a person."""
+    return replace(subscription, msisdn="", update_time=now, version=subscription.version + 1)
