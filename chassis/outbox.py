@@ -44,6 +44,9 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+OUTBOX_AGGREGATE_INDEX = "CREATE INDEX IF NOT EXISTS outbox_aggregate ON outbox (aggregateid)"
+"""Finds one aggregate's events without reading the whole outbox (erasure); part of a producer's schema."""
+
 OUTBOX_DDL = (
     """
     CREATE TABLE outbox (
@@ -60,6 +63,7 @@ OUTBOX_DDL = (
     """,
     "CREATE UNIQUE INDEX outbox_position ON outbox (position)",
     "CREATE INDEX outbox_unsequenced ON outbox (seq) WHERE position IS NULL",
+    OUTBOX_AGGREGATE_INDEX,
 )
 """Statements a producing service's migration runs to create its outbox."""
 
@@ -86,6 +90,20 @@ async def append_event(
         },
     )
     return event_id
+
+
+async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: str, aggregate_id: str) -> int:
+    """Empties the payloads of an aggregate's events within the caller's transaction (right to be
+    forgotten); returns how many. The envelopes stay, so the feed keeps its positions without holes,
+    and an empty payload still parses as the (default) message of its type."""
+    result = await session.execute(
+        text(
+            "UPDATE outbox SET payload = ''::bytea "
+            "WHERE aggregateid = :aggregate_id AND aggregatetype = :aggregate_type AND payload <> ''::bytea"
+        ),
+        {"aggregate_id": aggregate_id, "aggregate_type": aggregate_type},
+    )
+    return result.rowcount or 0
 
 
 async def sequence_pending(database: Database) -> int:

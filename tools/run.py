@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools import demo_data
+from tools import demo_behaviour, demo_data
 from tools.postgres import PostgresError, provision_databases
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -101,6 +101,8 @@ def child_environment(environ: Mapping[str, str], database_urls: Mapping[str, st
     for prefix in ("CUSTOMER", "GATEWAY"):
         # No load balancer routes to a local run, so there is nothing to drain before stopping.
         environment.setdefault(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
+    # Rank for VIP often, so that the demo shows the value-vip segment within seconds.
+    environment.setdefault("CUSTOMER_VIP_RANK_INTERVAL_SECONDS", "10")
     if not environment.get("GATEWAY_CUSTOMER_TARGET", "").strip():
         environment["GATEWAY_CUSTOMER_TARGET"] = dial_address(environment["CUSTOMER_GRPC_ADDRESS"])
     return environment
@@ -140,7 +142,7 @@ async def _run(environment: Mapping[str, str], demo_customers: int) -> int:
             await _wait_until_serving(child)
             _say(f"{spec.name} is serving on {child.address}")
         gateway = children[-1].address
-        samples = await _ensure_demo_data(gateway, demo_customers)
+        samples = await _ensure_demo_data(gateway, children[0].address, demo_customers)
         _print_welcome(gateway, samples)
         dead = await _first_to_exit(children)
         _say(f"{dead.spec.name} exited unexpectedly with code {dead.process.returncode}; stopping the rest")
@@ -210,8 +212,10 @@ async def _wait_until_serving(child: Child) -> None:
             await asyncio.sleep(0.25)
 
 
-async def _ensure_demo_data(gateway: str, count: int) -> demo_data.DemoSamples | None:
-    """Loads demo data unless the system already holds customers; samples for the examples either way."""
+async def _ensure_demo_data(gateway: str, customer_service: str, count: int) -> demo_data.DemoSamples | None:
+    """Loads demo data unless the system already holds customers; samples for the examples either way.
+    Customers go through the gateway; their usage and bills straight to the customer service, as the
+    network and billing systems feed it inside the cluster."""
     try:
         if await demo_data.holds_customers(gateway):
             return await demo_data.find_samples(gateway)
@@ -219,13 +223,16 @@ async def _ensure_demo_data(gateway: str, count: int) -> demo_data.DemoSamples |
             return None
         _say(f"loading {count} demo customers")
         summary = await demo_data.load_demo_data(gateway, count)
+        _say("loading their usage and billing")
+        behaviour = await demo_behaviour.load_behaviour_data(customer_service)
     except (demo_data.DemoLoadError, grpc.aio.AioRpcError) as error:
         # The system is up and worth exploring even without demo data.
         _say(f"WARNING: demo data not loaded: {error}")
         return None
     _say(
         f"loaded {summary.customers} customers, {summary.subscriptions} lines, "
-        f"{summary.consent_records} consent records"
+        f"{summary.consent_records} consent records, {behaviour.usage_records} usage records, "
+        f"{behaviour.invoices} invoices, {behaviour.payments} payments"
     )
     return summary.samples
 

@@ -5,9 +5,11 @@ from pathlib import Path
 import grpc
 
 from chassis.database import Database, create_engine, migrate
+from chassis.event_feed import EVENT_FEED_SERVICE_NAME, EventFeedServicer
 from chassis.outbox import OutboxSequencer
 from chassis.server import ServiceServer, build_server
 from chassis.telemetry import instrument_engine
+from crm.common.v1 import events_pb2_grpc
 from crm.customer.v1 import (
     billing_pb2,
     billing_pb2_grpc,
@@ -38,20 +40,23 @@ def build_customer_server(settings: CustomerSettings) -> ServiceServer:
     directory = CustomerDirectory(default_region=settings.default_region)
     sequencer = OutboxSequencer(database)
     evaluator = SegmentEvaluator(database, rank_interval_seconds=settings.vip_rank_interval_seconds)
+    event_feed = EventFeedServicer(database)
 
     def register(server: grpc.aio.Server) -> None:
         customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(database, directory), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(database), server)
         segments_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(database), server)
+        events_pb2_grpc.add_EventFeedServiceServicer_to_server(event_feed, server)
 
     server = build_server(
         settings=settings.server,
         error_domain=ERROR_DOMAIN,
-        service_names=[SERVICE_NAME, BILLING_SERVICE_NAME, SEGMENT_SERVICE_NAME],
+        service_names=[SERVICE_NAME, BILLING_SERVICE_NAME, SEGMENT_SERVICE_NAME, EVENT_FEED_SERVICE_NAME],
         register=register,
         readiness=database.is_reachable,
     )
     server.on_start.extend([sequencer.start, evaluator.start])
+    server.on_stopping.append(event_feed.stop_following)
     server.on_stop.extend([evaluator.stop, sequencer.stop])
     server.on_stop.append(database.close)
     return server

@@ -1,5 +1,10 @@
 """The customer directory: each use case as one function over a database session, joining the
-domain's rules with the store. Every function runs inside the caller's transaction."""
+domain's rules with the store. Every function runs inside the caller's transaction.
+
+A change others must hear about writes its event to the outbox in that same transaction, after it
+locked the customer's row: events of one customer (aggregate `customers/{customer}`, lines included)
+are numbered in the order their changes committed.
+"""
 
 import uuid
 from collections.abc import Callable, Sequence
@@ -7,13 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Generic, TypeVar
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.caller import current_caller
 from chassis.errors import AlreadyExists, etag_mismatch, not_found
+from chassis.outbox import append_event, erase_aggregate_payloads
 from chassis.pagination import Criteria, PageRequest, SortKey, next_page_token
+from crm.customer.v1 import events_pb2
 from services.customer import domain, store
-from services.customer.mapping import customer_name, subscription_name
+from services.customer.mapping import customer_name, customer_to_proto, subscription_name, subscription_to_proto
+
+CUSTOMER_AGGREGATE = "customer"
 
 T = TypeVar("T")
 
@@ -68,6 +78,7 @@ class CustomerDirectory:
             updater=actor,
         )
         await store.insert_customer(session, customer)
+        await _announce(session, customer.id, events_pb2.CustomerCreated(customer=customer_to_proto(customer)))
         return customer
 
     async def get_customer(self, session: AsyncSession, customer_id: uuid.UUID) -> domain.Customer:
@@ -112,6 +123,7 @@ class CustomerDirectory:
             version=current.version + 1,
         )
         await store.update_customer(session, updated)
+        await _announce(session, customer_id, events_pb2.CustomerUpdated(customer=customer_to_proto(updated)))
         return updated
 
     async def change_status(
@@ -121,24 +133,63 @@ class CustomerDirectory:
         current = await self._lock(session, customer_id, expected_version)
         updated = domain.change_status(current, change, actor=current_caller().subject, now=_now())
         await store.update_customer(session, updated)
+        await _announce(session, customer_id, events_pb2.CustomerUpdated(customer=customer_to_proto(updated)))
         return updated
 
     async def delete_customer(
         self, session: AsyncSession, customer_id: uuid.UUID, expected_version: int | None
     ) -> None:
-        """Deletes a customer with no line in service."""
-        await self._lock(session, customer_id, expected_version)
+        """Deletes a customer with no line in service (an erased one too: only a shell is left)."""
+        await self._lock(session, customer_id, expected_version, erased_allowed=True)
         domain.ensure_deletable(await store.all_subscriptions(session, customer_id))
         await store.mark_customer_deleted(session, customer_id, now=_now(), actor=current_caller().subject)
 
+    async def erase_customer(self, session: AsyncSession, customer_id: uuid.UUID) -> domain.Customer:
+        """Erases the customer's personal data (right to be forgotten), deleted customer or not, and
+        returns the shell that remains (see the domain's erasure rules). The lines' numbers, the
+        stored answers of the customer's requests and the payloads of the customer's earlier events
+        go too; CustomerErased tells every other service to erase its copy. Erasing an erased
+        customer changes and announces nothing."""
+        current = await store.lock_customer_for_erasure(session, customer_id)
+        if current is None:
+            raise not_found("customer", customer_name(customer_id))
+        if current.erase_time is not None:
+            return current
+        lines = await store.all_subscriptions(session, customer_id)
+        domain.ensure_erasable(lines)
+        now = _now()
+        erased = domain.erased_customer(current, actor=current_caller().subject, now=now)
+        await store.update_customer(session, erased)
+        for line in lines:
+            await store.update_subscription(session, domain.erased_subscription(line, now=now))
+        await store.forget_request_answers(session, customer_id)
+        name = customer_name(customer_id)
+        await erase_aggregate_payloads(session, aggregate_type=CUSTOMER_AGGREGATE, aggregate_id=name)
+        await _announce(session, customer_id, events_pb2.CustomerErased(customer=name))
+        return erased
+
+    async def link_request(self, session: AsyncSession, customer_id: uuid.UUID, request_id: str) -> None:
+        """Notes that the request being served (by the current caller) is about this customer, so that
+        erasure finds the answer stored for it."""
+        await store.link_request_to_customer(
+            session, caller=current_caller().subject, request_id=request_id, customer_id=customer_id
+        )
+
     async def _lock(
-        self, session: AsyncSession, customer_id: uuid.UUID, expected_version: int | None
+        self,
+        session: AsyncSession,
+        customer_id: uuid.UUID,
+        expected_version: int | None,
+        *,
+        erased_allowed: bool = False,
     ) -> domain.Customer:
         customer = await store.lock_customer(session, customer_id)
         if customer is None:
             raise not_found("customer", customer_name(customer_id))
         if expected_version is not None and expected_version != customer.version:
             raise etag_mismatch(customer_name(customer_id))
+        if not erased_allowed:
+            domain.ensure_not_erased(customer)
         return customer
 
     # Subscriptions -------------------------------------------------------------------------------
@@ -156,6 +207,9 @@ class CustomerDirectory:
         now = _now()
         created = replace(normalized, customer_id=customer_id, create_time=now, update_time=now)
         await store.insert_subscription(session, created)
+        await _announce(
+            session, customer_id, events_pb2.SubscriptionChanged(subscription=subscription_to_proto(created))
+        )
         return created
 
     async def get_subscription(
@@ -195,6 +249,9 @@ class CustomerDirectory:
             raise etag_mismatch(name)
         updated = domain.apply_subscription_update(current, patch, paths, now=_now())
         await store.update_subscription(session, updated)
+        await _announce(
+            session, customer_id, events_pb2.SubscriptionChanged(subscription=subscription_to_proto(updated))
+        )
         return updated
 
     async def _ensure_number_free(self, session: AsyncSession, msisdn: str) -> None:
@@ -236,3 +293,9 @@ class CustomerDirectory:
         await self.get_customer(session, customer_id)
         rows = await store.list_consent_records(session, customer_id, page)
         return _page(rows, page, lambda r: [r.id], {"parent": str(customer_id)})
+
+
+async def _announce(session: AsyncSession, customer_id: uuid.UUID, event: Message) -> None:
+    await append_event(
+        session, aggregate_type=CUSTOMER_AGGREGATE, aggregate_id=customer_name(customer_id), payload=event
+    )

@@ -1,4 +1,9 @@
-"""`crm.customer.v1.CustomerService` over gRPC: maps messages to the directory's use cases and back."""
+"""`crm.customer.v1.CustomerService` over gRPC: maps messages to the directory's use cases and back.
+
+Retryable mutations run once per request id; the answer stored for a request about a customer is
+linked to that customer, so that erasure can drop it. EraseCustomer returns the erased shell: names
+read "erased", no contact media, no birth date; lines keep their tariff but lose their number.
+"""
 
 import grpc
 from google.protobuf import empty_pb2
@@ -51,7 +56,9 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
         status = mapping.status_from_proto(request.customer.status, "customer.status")
 
         async def create(session: AsyncSession) -> customer_pb2.Customer:
-            return mapping.customer_to_proto(await self._directory.create_customer(session, profile, status))
+            customer = await self._directory.create_customer(session, profile, status)
+            await self._directory.link_request(session, customer.id, request.request_id)
+            return mapping.customer_to_proto(customer)
 
         return await self._once.run(
             method="CreateCustomer",
@@ -94,6 +101,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
 
         async def change_status(session: AsyncSession) -> customer_pb2.Customer:
             customer = await self._directory.change_status(session, customer_id, change, expected_version)
+            await self._directory.link_request(session, customer_id, request.request_id)
             return mapping.customer_to_proto(customer)
 
         return await self._once.run(
@@ -151,6 +159,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
 
         async def create(session: AsyncSession) -> customer_pb2.Subscription:
             created = await self._directory.create_subscription(session, customer_id, subscription)
+            await self._directory.link_request(session, customer_id, request.request_id)
             return mapping.subscription_to_proto(created)
 
         return await self._once.run(
@@ -180,7 +189,9 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
         decision = mapping.consent_request_from_proto(request.purpose, request.decision, request.channel)
 
         async def record(session: AsyncSession) -> customer_pb2.ConsentRecord:
-            return mapping.consent_record_to_proto(await self._directory.record_consent(session, customer_id, decision))
+            record = await self._directory.record_consent(session, customer_id, decision)
+            await self._directory.link_request(session, customer_id, request.request_id)
+            return mapping.consent_record_to_proto(record)
 
         return await self._once.run(
             method="RecordConsent",
@@ -208,4 +219,20 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
         return customer_service_pb2.ListConsentRecordsResponse(
             consent_records=[mapping.consent_record_to_proto(r) for r in result.items],
             next_page_token=result.next_page_token,
+        )
+
+    async def EraseCustomer(
+        self, request: customer_service_pb2.EraseCustomerRequest, context: Context
+    ) -> customer_pb2.Customer:
+        customer_id = mapping.parse_customer_name(request.name)
+
+        async def erase(session: AsyncSession) -> customer_pb2.Customer:
+            return mapping.customer_to_proto(await self._directory.erase_customer(session, customer_id))
+
+        return await self._once.run(
+            method="EraseCustomer",
+            request=request,
+            request_id=request.request_id,
+            response_type=customer_pb2.Customer,
+            work=erase,
         )

@@ -80,6 +80,7 @@ customers = Table(
     Column("updater", String, nullable=False),
     Column("version", Integer, nullable=False),
     Column("delete_time", DateTime(timezone=True)),
+    Column("erase_time", DateTime(timezone=True)),
 )
 
 subscriptions = Table(
@@ -111,6 +112,8 @@ consent_records = Table(
 )
 
 idempotency_keys = idempotency_table(metadata)
+# Which customer a stored answer is about, so that erasure finds the answers holding their data.
+idempotency_keys.append_column(Column("customer_id", UUID(as_uuid=True)))
 
 
 # Customers -----------------------------------------------------------------------------------------
@@ -217,7 +220,8 @@ def _customer_columns(customer: Customer) -> dict[str, Any]:
         "contact_media": [_medium_json(m) for m in profile.contact_media],
         "phone_numbers": profile.phone_numbers,
         "region_key": fold(address.region) if address else "",
-        "search_key": profile.search_key,
+        # An erased customer's marker name is no name: search must not find the shells by it.
+        "search_key": "" if customer.erase_time else profile.search_key,
         "acquisition_channel": profile.acquisition_channel.value if profile.acquisition_channel else None,
         "retailer_id": profile.retailer_id,
         "status": customer.status.value,
@@ -228,6 +232,7 @@ def _customer_columns(customer: Customer) -> dict[str, Any]:
         "update_time": customer.update_time,
         "updater": customer.updater,
         "version": customer.version,
+        "erase_time": customer.erase_time,
     }
     if isinstance(party, Individual):
         columns.update(
@@ -319,6 +324,38 @@ def _customer(row: Row[Any]) -> Customer:
         update_time=row.update_time,
         updater=row.updater,
         version=row.version,
+        erase_time=row.erase_time,
+    )
+
+
+# Erasure -------------------------------------------------------------------------------------------
+
+
+async def lock_customer_for_erasure(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
+    """The customer, deleted or not (a deleted customer's data is still held), locked until the
+    transaction ends."""
+    row = (await session.execute(select(customers).where(customers.c.id == customer_id).with_for_update())).first()
+    return _customer(row) if row else None
+
+
+async def link_request_to_customer(
+    session: AsyncSession, *, caller: str, request_id: str, customer_id: uuid.UUID
+) -> None:
+    """Marks the stored answer of a request (written in this transaction) as being about a customer."""
+    await session.execute(
+        idempotency_keys.update()
+        .where(idempotency_keys.c.caller == caller, idempotency_keys.c.request_id == request_id)
+        .values(customer_id=customer_id)
+    )
+
+
+async def forget_request_answers(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Drops the stored answers and request fingerprints of the customer's requests. The keys stay, so
+    that a retry cannot do the work again; it is refused as a reused request id instead."""
+    await session.execute(
+        idempotency_keys.update()
+        .where(idempotency_keys.c.customer_id == customer_id)
+        .values(response=None, fingerprint=b"")
     )
 
 

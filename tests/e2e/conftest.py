@@ -1,5 +1,6 @@
 """The customer service and the gateway as separate processes, exporting telemetry to a local receiver."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,9 @@ async def running_system(
         await wait_until_serving(gateway, CUSTOMER_SERVICE)
         yield RunningSystem(customer, gateway, receiver)
     finally:
-        gateway.stop()
-        customer.stop()
+        # Stop in threads: the processes flush telemetry to the receiver on this event loop as they exit.
+        await asyncio.to_thread(gateway.stop)
+        await asyncio.to_thread(customer.stop)
         await receiver.stop()
 
 
