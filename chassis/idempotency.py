@@ -57,14 +57,16 @@ class IdempotentRunner:
 
     async def run(
         self,
-        *,
-        method: str,
         request: Message,
-        request_id: str,
         response_type: type[Response],
         work: Callable[[AsyncSession], Awaitable[Response]],
     ) -> Response:
-        """`work`'s response, computed once; repeats of the same request get the stored copy."""
+        """`work`'s response, computed once; repeats of the same request get the stored copy.
+
+        The request's own `request_id` field is the key; its message type tells the methods apart.
+        """
+        request_id: str = request.request_id  # type: ignore[attr-defined]
+        method = request.DESCRIPTOR.full_name
         if not REQUEST_ID_PATTERN.fullmatch(request_id):
             raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
         caller = current_caller().subject

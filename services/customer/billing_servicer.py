@@ -51,13 +51,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
             return message
 
-        return await self._once.run(
-            method="RecordInvoice",
-            request=request,
-            request_id=request.request_id,
-            response_type=billing_pb2.Invoice,
-            work=record,
-        )
+        return await self._once.run(request, billing_pb2.Invoice, record)
 
     async def RecordPayment(self, request: billing_pb2.RecordPaymentRequest, context: Context) -> billing_pb2.Payment:
         customer_id = parse_customer_name(request.parent, "parent")
@@ -94,13 +88,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
             return message
 
-        return await self._once.run(
-            method="RecordPayment",
-            request=request,
-            request_id=request.request_id,
-            response_type=billing_pb2.Payment,
-            work=record,
-        )
+        return await self._once.run(request, billing_pb2.Payment, record)
 
     async def GetBillingSummary(
         self, request: billing_pb2.GetBillingSummaryRequest, context: Context

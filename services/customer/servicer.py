@@ -60,13 +60,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
             await self._directory.link_request(session, customer.id, request.request_id)
             return mapping.customer_to_proto(customer)
 
-        return await self._once.run(
-            method="CreateCustomer",
-            request=request,
-            request_id=request.request_id,
-            response_type=customer_pb2.Customer,
-            work=create,
-        )
+        return await self._once.run(request, customer_pb2.Customer, create)
 
     async def UpdateCustomer(
         self, request: customer_service_pb2.UpdateCustomerRequest, context: Context
@@ -104,13 +98,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
             await self._directory.link_request(session, customer_id, request.request_id)
             return mapping.customer_to_proto(customer)
 
-        return await self._once.run(
-            method="ChangeCustomerStatus",
-            request=request,
-            request_id=request.request_id,
-            response_type=customer_pb2.Customer,
-            work=change_status,
-        )
+        return await self._once.run(request, customer_pb2.Customer, change_status)
 
     async def SearchCustomers(
         self, request: customer_service_pb2.SearchCustomersRequest, context: Context
@@ -162,13 +150,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
             await self._directory.link_request(session, customer_id, request.request_id)
             return mapping.subscription_to_proto(created)
 
-        return await self._once.run(
-            method="CreateSubscription",
-            request=request,
-            request_id=request.request_id,
-            response_type=customer_pb2.Subscription,
-            work=create,
-        )
+        return await self._once.run(request, customer_pb2.Subscription, create)
 
     async def UpdateSubscription(
         self, request: customer_service_pb2.UpdateSubscriptionRequest, context: Context
@@ -193,13 +175,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
             await self._directory.link_request(session, customer_id, request.request_id)
             return mapping.consent_record_to_proto(record)
 
-        return await self._once.run(
-            method="RecordConsent",
-            request=request,
-            request_id=request.request_id,
-            response_type=customer_pb2.ConsentRecord,
-            work=record,
-        )
+        return await self._once.run(request, customer_pb2.ConsentRecord, record)
 
     async def GetConsentState(
         self, request: customer_service_pb2.GetConsentStateRequest, context: Context
@@ -229,10 +205,4 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
         async def erase(session: AsyncSession) -> customer_pb2.Customer:
             return mapping.customer_to_proto(await self._directory.erase_customer(session, customer_id))
 
-        return await self._once.run(
-            method="EraseCustomer",
-            request=request,
-            request_id=request.request_id,
-            response_type=customer_pb2.Customer,
-            work=erase,
-        )
+        return await self._once.run(request, customer_pb2.Customer, erase)
