@@ -10,6 +10,8 @@ Debezium's outbox event router reads (id, aggregatetype, aggregateid, type, payl
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
@@ -68,28 +70,52 @@ OUTBOX_DDL = (
 """Statements a producing service's migration runs to create its outbox."""
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to write: what it is about and its payload message."""
+
+    aggregate_type: str
+    aggregate_id: str
+    payload: Message
+
+
 async def append_event(
     session: AsyncSession, *, aggregate_type: str, aggregate_id: str, payload: Message, now: datetime | None = None
 ) -> uuid.UUID:
     """Writes an event into the outbox within the caller's transaction; returns its id."""
-    event_id = uuid.uuid4()
+    (event_id,) = await append_events(session, [NewEvent(aggregate_type, aggregate_id, payload)], now=now)
+    return event_id
+
+
+async def append_events(
+    session: AsyncSession, events: Sequence[NewEvent], *, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Writes several events in one round trip, in order, within the caller's transaction."""
+    if not events:
+        return []
     context = trace.get_current_span().get_span_context()
+    trace_id = format(context.trace_id, "032x") if context.is_valid else ""
+    create_time = now or datetime.now(UTC)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": event.aggregate_id,
+            "type": event.payload.DESCRIPTOR.full_name,
+            "payload": event.payload.SerializeToString(deterministic=True),
+            "trace_id": trace_id,
+            "create_time": create_time,
+        }
+        for event in events
+    ]
     await session.execute(
         text(
             "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, trace_id, create_time) "
             "VALUES (:id, :aggregate_type, :aggregate_id, :type, :payload, :trace_id, :create_time)"
         ),
-        {
-            "id": event_id,
-            "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "type": payload.DESCRIPTOR.full_name,
-            "payload": payload.SerializeToString(deterministic=True),
-            "trace_id": format(context.trace_id, "032x") if context.is_valid else "",
-            "create_time": now or datetime.now(UTC),
-        },
+        rows,
     )
-    return event_id
+    return [row["id"] for row in rows]
 
 
 async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: str, aggregate_id: str) -> int:

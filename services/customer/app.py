@@ -17,6 +17,8 @@ from crm.customer.v1 import (
     customer_service_pb2_grpc,
     segments_pb2,
     segments_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
 )
 from services.customer.billing_servicer import BillingServicer
 from services.customer.directory import CustomerDirectory
@@ -24,9 +26,12 @@ from services.customer.segment_evaluator import SegmentEvaluator
 from services.customer.segment_servicer import SegmentServicer
 from services.customer.servicer import CustomerServicer
 from services.customer.settings import CustomerSettings
+from services.customer.usage_publisher import UsagePublisher
+from services.customer.usage_servicer import UsageServicer
 
 SERVICE_NAME = customer_service_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name
 BILLING_SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
+USAGE_SERVICE_NAME = usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
 SEGMENT_SERVICE_NAME = segments_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name
 ERROR_DOMAIN = "customer.crm"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,23 +46,33 @@ def build_customer_server(settings: CustomerSettings) -> ServiceServer:
     sequencer = OutboxSequencer(database)
     evaluator = SegmentEvaluator(database, rank_interval_seconds=settings.vip_rank_interval_seconds)
     event_feed = EventFeedServicer(database)
+    publisher = UsagePublisher(database)
 
     def register(server: grpc.aio.Server) -> None:
         customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(database, directory), server)
         billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(database), server)
         segments_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(database), server)
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(
+            UsageServicer(database, default_region=settings.default_region), server
+        )
         events_pb2_grpc.add_EventFeedServiceServicer_to_server(event_feed, server)
 
     server = build_server(
         settings=settings.server,
         error_domain=ERROR_DOMAIN,
-        service_names=[SERVICE_NAME, BILLING_SERVICE_NAME, SEGMENT_SERVICE_NAME, EVENT_FEED_SERVICE_NAME],
+        service_names=[
+            SERVICE_NAME,
+            USAGE_SERVICE_NAME,
+            BILLING_SERVICE_NAME,
+            SEGMENT_SERVICE_NAME,
+            EVENT_FEED_SERVICE_NAME,
+        ],
         register=register,
         readiness=database.is_reachable,
     )
-    server.on_start.extend([sequencer.start, evaluator.start])
+    server.on_start.extend([sequencer.start, publisher.start, evaluator.start])
     server.on_stopping.append(event_feed.stop_following)
-    server.on_stop.extend([evaluator.stop, sequencer.stop])
+    server.on_stop.extend([evaluator.stop, publisher.stop, sequencer.stop])
     server.on_stop.append(database.close)
     return server
 

@@ -23,16 +23,14 @@ def upgrade() -> None:
         )
         """
     )
-    # Days with use per line, for active and roaming days.
+    # Days with use, and days with roaming, per line: active and roaming days count each day once.
     op.execute(
-        """
-        CREATE TABLE usage_days (
-            subscription_id uuid NOT NULL,
-            usage_date date NOT NULL,
-            roaming boolean NOT NULL,
-            PRIMARY KEY (subscription_id, usage_date, roaming)
-        )
-        """
+        "CREATE TABLE usage_days (subscription_id uuid NOT NULL, usage_date date NOT NULL, "
+        "PRIMARY KEY (subscription_id, usage_date))"
+    )
+    op.execute(
+        "CREATE TABLE roaming_days (subscription_id uuid NOT NULL, usage_date date NOT NULL, "
+        "PRIMARY KEY (subscription_id, usage_date))"
     )
     op.execute(
         """
@@ -49,11 +47,14 @@ def upgrade() -> None:
             roaming_days integer NOT NULL DEFAULT 0,
             record_count bigint NOT NULL DEFAULT 0,
             update_time timestamptz NOT NULL DEFAULT now(),
+            -- Changed since its last MonthlyUsageUpdated event; the publisher clears it.
+            dirty boolean NOT NULL DEFAULT true,
             PRIMARY KEY (subscription_id, month)
         )
         """
     )
     op.execute("CREATE INDEX monthly_usage_customer ON monthly_usage (customer_id, month)")
+    op.execute("CREATE INDEX monthly_usage_dirty ON monthly_usage (subscription_id, month) WHERE dirty")
     op.execute(
         """
         CREATE TABLE monthly_usage_areas (
@@ -70,4 +71,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE monthly_usage_areas, monthly_usage, usage_days, usage_record_ids")
+    op.execute("DROP TABLE monthly_usage_areas, monthly_usage, roaming_days, usage_days, usage_record_ids")
