@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: setup run test lint protos breaking clean
+.PHONY: setup run test lint protos breaking bench clean
 
 setup: $(VENV)/.installed gen/.generated
 
@@ -40,6 +40,10 @@ lint: setup node_modules/.installed
 	$(BUF) lint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Throughput figures against servers started here on 127.0.0.1; nothing is asserted.
+bench: setup
+	$(PY) -m tools.bench
 
 # Guards the released contract: compares against the given git ref (default: main).
 AGAINST ?= main

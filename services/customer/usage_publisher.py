@@ -1,9 +1,9 @@
-"""Announces monthly usage changes: one MonthlyUsageUpdated per changed line-month.
+"""Keeps usage profiles current and announced, in the background.
 
-Ingestion only marks the line-months it changed (`dirty`), in its own transaction, so the hot path
-writes no events. This background task takes marked rows (skipping rows another replica holds),
-writes their events and clears the marks in one transaction: every change is announced exactly
-once, shortly after it is counted, with the month's totals at that moment.
+Ingestion only stores records (the hot path). The folder folds stored records into monthly profiles
+in large chunks, marking the line-months it changed (`dirty`); the publisher takes marked rows
+(skipping rows another replica holds), writes one MonthlyUsageUpdated each and clears the marks in
+one transaction: every change is folded once and announced once, shortly after it is counted.
 """
 
 import asyncio
@@ -18,6 +18,17 @@ from services.customer.usage_servicer import monthly_usage_to_proto
 
 log = logging.getLogger("crm.usage")
 PUBLISH_BATCH = 1000
+
+
+async def fold_pending(database: Database) -> int:
+    """Folds stored records into profiles until none is left below the horizon; returns how many."""
+    total = 0
+    while True:
+        async with database.transaction() as session:
+            folded = await usage_store.fold_chunk(session)
+        total += folded
+        if folded < usage_store.FOLD_CHUNK:
+            return total
 
 
 async def publish_changed_months(database: Database, limit: int = PUBLISH_BATCH) -> int:
@@ -39,9 +50,9 @@ async def publish_changed_months(database: Database, limit: int = PUBLISH_BATCH)
 
 
 class UsagePublisher:
-    """Background task that keeps announcing changed line-months."""
+    """Background task that keeps folding records and announcing changed line-months."""
 
-    def __init__(self, database: Database, interval_seconds: float = 0.5) -> None:
+    def __init__(self, database: Database, interval_seconds: float = 0.2) -> None:
         self._database = database
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
@@ -59,9 +70,10 @@ class UsagePublisher:
     async def _run(self) -> None:
         while True:
             try:
+                await fold_pending(self._database)
                 published = await publish_changed_months(self._database)
             except Exception:
-                log.warning("announcing usage changes failed; retrying", exc_info=True)
+                log.warning("folding or announcing usage failed; retrying", exc_info=True)
                 published = 0
             if published < PUBLISH_BATCH:
                 await asyncio.sleep(self._interval)

@@ -88,19 +88,12 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             else:
                 checked[outcome.record_id] = outcome
         async with self._database.transaction() as session:
-            lines = await usage_store.lines_in_service(session, list({r.msisdn for r in checked.values()}))
-            known = []
-            for record in checked.values():
-                line = lines.get(record.msisdn)
-                if line is None:
-                    tally.reject(
-                        usage.Rejection(record.record_id, "UNKNOWN_MSISDN", f"no line in service has {record.msisdn}")
-                    )
-                else:
-                    known.append((record, line))
-            accepted = await usage_store.count_records(session, known)
-        tally.accepted += accepted
-        tally.duplicates += len(known) - accepted + in_batch_repeats
+            stored, unknown = await usage_store.store_records(session, list(checked.values()))
+        unmatched = [r for r in checked.values() if r.msisdn in unknown]
+        for record in unmatched:
+            tally.reject(usage.Rejection(record.record_id, "UNKNOWN_MSISDN", f"no line in service has {record.msisdn}"))
+        tally.accepted += stored
+        tally.duplicates += len(checked) - len(unmatched) - stored + in_batch_repeats
 
     async def GetUsageProfile(
         self, request: usage_pb2.GetUsageProfileRequest, context: Context

@@ -15,14 +15,6 @@ from services.customer.usage import CheckedRecord
 
 
 @dataclass(frozen=True)
-class Line:
-    """A line in service, by its number."""
-
-    subscription_id: uuid.UUID
-    customer_id: uuid.UUID
-
-
-@dataclass(frozen=True)
 class MonthRow:
     """One line-month of usage as stored."""
 
@@ -40,56 +32,66 @@ class MonthRow:
     areas: list[tuple[str, str, int, float]]
 
 
-# Records of a batch in, counts of new records out. Ids first (sorted, so concurrent batches take
-# locks in one order), then only the records counted for the first time feed days and totals.
+# The hot path: one row per record, deduplicated by its key, sorted so that concurrent batches take
+# the key's locks in one order. Folding into profiles happens later, in bulk (FOLD below).
 _INGEST = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::date[], $5::float8[], $6::float8[], $7::float8[],
-                         $8::int8[], $9::float8[], $10::bool[], $11::text[], $12::text[])
-        AS r(record_id, subscription_id, customer_id, usage_date, on_net, off_net, international, sms, data,
-             roaming, area, technology)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::float8[], $5::float8[], $6::float8[], $7::int8[],
+                         $8::float8[], $9::bool[], $10::text[], $11::text[])
+        AS r(record_id, msisdn, usage_date, on_net, off_net, international, sms, data, roaming, area, technology)
 ),
-new_ids AS (
-    INSERT INTO usage_record_ids (record_id, subscription_id, usage_date)
-    SELECT record_id, subscription_id, usage_date FROM input ORDER BY record_id
-    ON CONFLICT DO NOTHING
-    RETURNING record_id
+matched AS (
+    SELECT input.*, s.id AS subscription_id, s.customer_id
+    FROM input JOIN subscriptions s ON s.msisdn = input.msisdn AND s.status <> 'TERMINATED'
 ),
-fresh AS (SELECT input.* FROM input JOIN new_ids USING (record_id)),
-new_days AS (
-    INSERT INTO usage_days (subscription_id, usage_date)
-    SELECT DISTINCT subscription_id, usage_date FROM fresh ORDER BY 1, 2
-    ON CONFLICT DO NOTHING
-    RETURNING subscription_id, date_trunc('month', usage_date)::date AS month
-),
-new_roaming_days AS (
-    INSERT INTO roaming_days (subscription_id, usage_date)
-    SELECT DISTINCT subscription_id, usage_date FROM fresh WHERE roaming ORDER BY 1, 2
-    ON CONFLICT DO NOTHING
-    RETURNING subscription_id, date_trunc('month', usage_date)::date AS month
+stored AS (
+    INSERT INTO usage_records (record_id, subscription_id, customer_id, usage_date, on_net_minutes, off_net_minutes,
+        international_minutes, sms_count, data_mb, roaming, area, radio_technology)
+    SELECT record_id, subscription_id, customer_id, usage_date, on_net, off_net, international, sms, data, roaming,
+           area, technology
+    FROM matched ORDER BY record_id
+    ON CONFLICT (record_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored) AS stored,
+       ARRAY(SELECT DISTINCT msisdn FROM input EXCEPT SELECT msisdn FROM matched) AS unknown_msisdns
+"""
+
+# Folds a chunk of final records (inserted by transactions below the horizon $2, after the cursor)
+# into monthly totals, day masks and areas; returns how many and where the chunk ended.
+_FOLD = """
+WITH chunk AS (
+    SELECT * FROM usage_records
+    WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8
+      AND (ingest_xid, seq) > ($3::text::xid8, $4::bigint)
+    ORDER BY ingest_xid, seq LIMIT $5
 ),
 totals AS (
     SELECT subscription_id, customer_id, date_trunc('month', usage_date)::date AS month,
-           sum(on_net) AS on_net, sum(off_net) AS off_net, sum(international) AS international,
-           sum(sms) AS sms, sum(data) AS data, count(*) AS records
-    FROM fresh GROUP BY 1, 2, 3
+           sum(on_net_minutes) AS on_net, sum(off_net_minutes) AS off_net,
+           sum(international_minutes) AS international, sum(sms_count) AS sms, sum(data_mb) AS data,
+           count(*) AS records,
+           bit_or(1 << (extract(day FROM usage_date)::int - 1)) AS active_mask,
+           coalesce(bit_or(1 << (extract(day FROM usage_date)::int - 1)) FILTER (WHERE roaming), 0) AS roaming_mask
+    FROM chunk GROUP BY 1, 2, 3
 ),
 months AS (
     INSERT INTO monthly_usage AS m (subscription_id, customer_id, month, on_net_minutes, off_net_minutes,
-        international_minutes, sms_count, data_mb, active_days, roaming_days, record_count, update_time, dirty)
-    SELECT t.subscription_id, t.customer_id, t.month, t.on_net, t.off_net, t.international, t.sms, t.data,
-           (SELECT count(*) FROM new_days d WHERE d.subscription_id = t.subscription_id AND d.month = t.month),
-           (SELECT count(*) FROM new_roaming_days d WHERE d.subscription_id = t.subscription_id AND d.month = t.month),
-           t.records, now(), true
-    FROM totals t ORDER BY t.subscription_id, t.month
+        international_minutes, sms_count, data_mb, active_day_mask, roaming_day_mask, active_days, roaming_days,
+        record_count, update_time, dirty)
+    SELECT subscription_id, customer_id, month, on_net, off_net, international, sms, data, active_mask,
+           roaming_mask, bit_count(active_mask::bit(32)), bit_count(roaming_mask::bit(32)), records, now(), true
+    FROM totals ORDER BY subscription_id, month
     ON CONFLICT (subscription_id, month) DO UPDATE SET
         on_net_minutes = m.on_net_minutes + excluded.on_net_minutes,
         off_net_minutes = m.off_net_minutes + excluded.off_net_minutes,
         international_minutes = m.international_minutes + excluded.international_minutes,
         sms_count = m.sms_count + excluded.sms_count,
         data_mb = m.data_mb + excluded.data_mb,
-        active_days = m.active_days + excluded.active_days,
-        roaming_days = m.roaming_days + excluded.roaming_days,
+        active_day_mask = m.active_day_mask | excluded.active_day_mask,
+        roaming_day_mask = m.roaming_day_mask | excluded.roaming_day_mask,
+        active_days = bit_count((m.active_day_mask | excluded.active_day_mask)::bit(32)),
+        roaming_days = bit_count((m.roaming_day_mask | excluded.roaming_day_mask)::bit(32)),
         record_count = m.record_count + excluded.record_count,
         update_time = now(),
         dirty = true
@@ -97,16 +99,18 @@ months AS (
 ),
 areas AS (
     INSERT INTO monthly_usage_areas AS a (subscription_id, month, area, radio_technology, record_count, data_mb)
-    SELECT subscription_id, date_trunc('month', usage_date)::date, area, technology, count(*), sum(data)
-    FROM fresh GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    SELECT subscription_id, date_trunc('month', usage_date)::date, area, radio_technology, count(*), sum(data_mb)
+    FROM chunk GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (subscription_id, month, area, radio_technology) DO UPDATE SET
         record_count = a.record_count + excluded.record_count,
         data_mb = a.data_mb + excluded.data_mb
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM new_ids) AS accepted, (SELECT count(*) FROM months) AS months,
-       (SELECT count(*) FROM areas) AS areas
+),
+last AS (SELECT ingest_xid, seq FROM chunk ORDER BY ingest_xid DESC, seq DESC LIMIT 1)
+SELECT (SELECT count(*) FROM chunk) AS folded, (SELECT ingest_xid::text FROM last) AS last_xid,
+       (SELECT seq FROM last) AS last_seq, (SELECT count(*) FROM months) + (SELECT count(*) FROM areas) AS written
 """
+FOLD_CHUNK = 20_000
 
 
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -116,28 +120,18 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     return raw.driver_connection  # type: ignore[return-value]
 
 
-async def lines_in_service(session: AsyncSession, msisdns: Sequence[str]) -> dict[str, Line]:
-    """The line in service of each number that has one, in one query."""
-    connection = await raw_connection(session)
-    rows = await connection.fetch(
-        "SELECT msisdn, id, customer_id FROM subscriptions WHERE msisdn = ANY($1::text[]) AND status <> 'TERMINATED'",
-        list(msisdns),
-    )
-    return {row["msisdn"]: Line(row["id"], row["customer_id"]) for row in rows}
-
-
-async def count_records(session: AsyncSession, records: Sequence[tuple[CheckedRecord, Line]]) -> int:
-    """Counts the records not seen before into days, monthly totals and areas; returns how many."""
+async def store_records(session: AsyncSession, records: Sequence[CheckedRecord]) -> tuple[int, set[str]]:
+    """Stores the records of lines in service not seen before, matching numbers to lines in the same
+    statement; returns how many were new and the numbers no line in service has."""
     if not records:
-        return 0
+        return 0, set()
     connection = await raw_connection(session)
-    columns: list[list[Any]] = [[] for _ in range(12)]
-    for record, line in records:
+    columns: list[list[Any]] = [[] for _ in range(11)]
+    for record in records:
         for index, value in enumerate(
             (
                 record.record_id,
-                line.subscription_id,
-                line.customer_id,
+                record.msisdn,
                 record.usage_date,
                 record.on_net_minutes,
                 record.off_net_minutes,
@@ -151,7 +145,42 @@ async def count_records(session: AsyncSession, records: Sequence[tuple[CheckedRe
         ):
             columns[index].append(value)
     row = await connection.fetchrow(_INGEST, *columns)
-    return int(row["accepted"]) if row else 0
+    assert row is not None
+    return int(row["stored"]), set(row["unknown_msisdns"])
+
+
+async def fold_chunk(session: AsyncSession) -> int:
+    """Folds the next chunk of final records into the profiles, moving the folder's cursor in the
+    same transaction (so each record is folded exactly once); returns how many records it folded.
+
+    A record is final once every transaction that began before it has ended: then no record can still
+    appear below it. The horizon is the oldest transaction still running; a pass folds every record of
+    the transactions between the previous horizon and this one, in chunks.
+    """
+    connection = await raw_connection(session)
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtext('usage-folder'))")
+    state = await connection.fetchrow(
+        "SELECT done_below::text AS done_below, after_xid::text AS after_xid, after_seq, "
+        "pg_snapshot_xmin(pg_current_snapshot())::text AS horizon FROM usage_fold_state WHERE id = 1"
+    )
+    assert state is not None
+    row = await connection.fetchrow(
+        _FOLD, state["done_below"], state["horizon"], state["after_xid"], state["after_seq"], FOLD_CHUNK
+    )
+    assert row is not None
+    if row["folded"] < FOLD_CHUNK:
+        # The pass is complete: every record below the horizon is folded.
+        await connection.execute(
+            "UPDATE usage_fold_state SET done_below = $1::text::xid8, after_xid = '0', after_seq = 0 WHERE id = 1",
+            state["horizon"],
+        )
+    else:
+        await connection.execute(
+            "UPDATE usage_fold_state SET after_xid = $1::text::xid8, after_seq = $2 WHERE id = 1",
+            row["last_xid"],
+            row["last_seq"],
+        )
+    return int(row["folded"])
 
 
 async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, since: date) -> list[MonthRow]:

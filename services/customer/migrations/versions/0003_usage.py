@@ -13,25 +13,42 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Ids of every record counted, so a replayed record adds nothing.
+    # Every record counted, once: the key refuses a replayed record id. The inserting transaction's id
+    # tells the folder which records are final (see services/customer/usage_store.py).
     op.execute(
         """
-        CREATE TABLE usage_record_ids (
+        CREATE TABLE usage_records (
             record_id text PRIMARY KEY,
             subscription_id uuid NOT NULL,
-            usage_date date NOT NULL
+            customer_id uuid NOT NULL,
+            usage_date date NOT NULL,
+            on_net_minutes double precision NOT NULL,
+            off_net_minutes double precision NOT NULL,
+            international_minutes double precision NOT NULL,
+            sms_count bigint NOT NULL,
+            data_mb double precision NOT NULL,
+            roaming boolean NOT NULL,
+            area text NOT NULL,
+            radio_technology text NOT NULL,
+            ingest_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            seq bigint GENERATED ALWAYS AS IDENTITY
         )
         """
     )
-    # Days with use, and days with roaming, per line: active and roaming days count each day once.
+    op.execute("CREATE INDEX usage_records_fold_order ON usage_records (ingest_xid, seq)")
+    # How far the folder has folded: every transaction below `done_below` is folded; within the pass
+    # towards the next horizon, records up to (after_xid, after_seq).
     op.execute(
-        "CREATE TABLE usage_days (subscription_id uuid NOT NULL, usage_date date NOT NULL, "
-        "PRIMARY KEY (subscription_id, usage_date))"
+        """
+        CREATE TABLE usage_fold_state (
+            id integer PRIMARY KEY CHECK (id = 1),
+            done_below xid8 NOT NULL DEFAULT '0',
+            after_xid xid8 NOT NULL DEFAULT '0',
+            after_seq bigint NOT NULL DEFAULT 0
+        )
+        """
     )
-    op.execute(
-        "CREATE TABLE roaming_days (subscription_id uuid NOT NULL, usage_date date NOT NULL, "
-        "PRIMARY KEY (subscription_id, usage_date))"
-    )
+    op.execute("INSERT INTO usage_fold_state (id) VALUES (1)")
     op.execute(
         """
         CREATE TABLE monthly_usage (
@@ -43,6 +60,9 @@ def upgrade() -> None:
             international_minutes double precision NOT NULL DEFAULT 0,
             sms_count bigint NOT NULL DEFAULT 0,
             data_mb double precision NOT NULL DEFAULT 0,
+            -- Bit d-1 set: the line was used (roaming) on day d; the counts are the bits set.
+            active_day_mask integer NOT NULL DEFAULT 0,
+            roaming_day_mask integer NOT NULL DEFAULT 0,
             active_days integer NOT NULL DEFAULT 0,
             roaming_days integer NOT NULL DEFAULT 0,
             record_count bigint NOT NULL DEFAULT 0,
@@ -71,4 +91,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE monthly_usage_areas, monthly_usage, roaming_days, usage_days, usage_record_ids")
+    op.execute("DROP TABLE monthly_usage_areas, monthly_usage, usage_fold_state, usage_records")

@@ -1,0 +1,242 @@
+"""Usage ingestion throughput, end to end through the gRPC API, beside PostgreSQL's own COPY.
+
+Sets up a temporary embedded PostgreSQL with 100,000 lines, starts the customer service as its own
+process on 127.0.0.1, streams at least a million generated usage records through `IngestUsage` in
+batches over a few concurrent streams, and then, in the same run and on the same server, loads the
+same rows into a plain table with COPY. Reports records per second for both and their ratio.
+Bounded in count and time; nothing is asserted.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import grpc
+from google.type import date_pb2
+
+from chassis.database import migrate
+from crm.customer.v1 import usage_pb2, usage_pb2_grpc
+from services.customer.app import MIGRATIONS, USAGE_SERVICE_NAME
+from tests.processes import free_port, start_process, wait_until_serving
+from tools.postgres import open_cluster
+
+STREAM_TIMEOUT_SECONDS = 600.0
+
+_LINES_SQL = """
+INSERT INTO customers (id, party_type, given_name, family_name, contact_media, phone_numbers, region_key,
+    search_key, retailer_id, status, create_time, creator, update_time, updater, version)
+SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'individual', 'Bench', 'Line ' || n, '[]',
+    '{}', '', 'bench line ' || n, '', 'ACTIVE', now(), 'bench', now(), 'bench', 1
+FROM generate_series(1, $1) AS n;
+"""
+_SUBSCRIPTIONS_SQL = """
+INSERT INTO subscriptions (id, customer_id, msisdn, tariff_plan_id, activation_date, status, purpose, home_region,
+    create_time, update_time, version)
+SELECT ('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid,
+    ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
+    '+99890' || lpad(n::text, 7, '0'), 'plans/uz-start-5gb', current_date - 400, 'ACTIVE', 'PERSONAL', 'Toshkent',
+    now(), now(), 1
+FROM generate_series(1, $1) AS n;
+"""
+_COPY_TABLE = """
+CREATE TABLE usage_copy (
+    record_id text PRIMARY KEY, msisdn text NOT NULL, usage_date date NOT NULL, on_net_minutes float8 NOT NULL,
+    off_net_minutes float8 NOT NULL, international_minutes float8 NOT NULL, sms_count int8 NOT NULL,
+    data_mb float8 NOT NULL, roaming bool NOT NULL, area text NOT NULL, radio_technology int NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one run measured."""
+
+    records: int
+    lines: int
+    streams: int
+    batch: int
+    ingest_seconds: float
+    accepted: int
+    copy_seconds: float
+
+    def report(self) -> str:
+        """A readable report."""
+        ingest_rate = self.records / self.ingest_seconds
+        copy_rate = self.records / self.copy_seconds
+        return "\n".join(
+            [
+                "usage ingestion",
+                f"  records            {self.records:,} over {self.lines:,} lines "
+                f"({self.streams} streams, {self.batch:,} records a batch)",
+                f"  accepted           {self.accepted:,}",
+                f"  gRPC end to end    {self.ingest_seconds:8.2f} s  {ingest_rate:12,.0f} records/s",
+                f"  PostgreSQL COPY    {self.copy_seconds:8.2f} s  {copy_rate:12,.0f} rows/s",
+                f"  ratio              {ingest_rate / copy_rate:8.2f} of COPY",
+            ]
+        )
+
+
+def generate_records(lines: int, records: int, seed: int = 11) -> list[tuple]:
+    """`records` usage rows spread evenly over `lines` lines, on days of the last month."""
+    rng = random.Random(seed)
+    start = (datetime.now(UTC).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    rows = []
+    for index in range(records):
+        line = index % lines + 1
+        day = start + timedelta(days=(index // lines) % 28)
+        rows.append(
+            (
+                f"bench-{index}",
+                f"+99890{line:07d}",
+                day,
+                round(rng.uniform(0, 30), 1),
+                round(rng.uniform(0, 20), 1),
+                0.0,
+                rng.randint(0, 5),
+                round(rng.uniform(0, 900), 1),
+                index % 50 == 0,
+                "Toshkent" if index % 3 else "Samarqand",
+                3,
+            )
+        )
+    return rows
+
+
+def to_batches(rows: list[tuple], batch: int) -> list[usage_pb2.IngestUsageRequest]:
+    """The rows as IngestUsage messages."""
+    messages = []
+    for start in range(0, len(rows), batch):
+        messages.append(
+            usage_pb2.IngestUsageRequest(
+                records=[
+                    usage_pb2.UsageRecord(
+                        record_id=r[0],
+                        msisdn=r[1],
+                        usage_date=date_pb2.Date(year=r[2].year, month=r[2].month, day=r[2].day),
+                        on_net_minutes=r[3],
+                        off_net_minutes=r[4],
+                        international_minutes=r[5],
+                        sms_count=r[6],
+                        data_mb=r[7],
+                        roaming=r[8],
+                        area=r[9],
+                        radio_technology=r[10],
+                    )
+                    for r in rows[start : start + batch]
+                ]
+            )
+        )
+    return messages
+
+
+async def stream_all(target: str, batches: list[usage_pb2.IngestUsageRequest], streams: int) -> tuple[float, int]:
+    """Sends every batch over `streams` concurrent IngestUsage calls; (seconds, accepted)."""
+    queue: asyncio.Queue[usage_pb2.IngestUsageRequest] = asyncio.Queue()
+    for batch in batches:
+        queue.put_nowait(batch)
+
+    async def take() -> AsyncIterator[usage_pb2.IngestUsageRequest]:
+        while not queue.empty():
+            yield queue.get_nowait()
+
+    async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        stub = usage_pb2_grpc.UsageServiceStub(channel)
+        started = time.perf_counter()
+        replies = await asyncio.gather(
+            *(stub.IngestUsage(take(), timeout=STREAM_TIMEOUT_SECONDS) for _ in range(streams))
+        )
+        elapsed = time.perf_counter() - started
+    return elapsed, sum(r.accepted for r in replies)
+
+
+async def copy_rows(url: str, rows: list[tuple]) -> float:
+    """Seconds PostgreSQL takes to COPY the same rows into a table keyed by record id."""
+    connection = await asyncpg.connect(_asyncpg_url(url))
+    try:
+        await connection.execute(_COPY_TABLE)
+        started = time.perf_counter()
+        await connection.copy_records_to_table("usage_copy", records=rows)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def prepare_lines(url: str, lines: int) -> None:
+    """Customers and lines for the records to land on, straight in SQL."""
+    connection = await asyncpg.connect(_asyncpg_url(url))
+    try:
+        await connection.execute(_LINES_SQL.replace("$1", str(lines)))
+        await connection.execute(_SUBSCRIPTIONS_SQL.replace("$1", str(lines)))
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def _asyncpg_url(url: str) -> str:
+    return url.replace("postgresql://postgres:@/", "postgresql://postgres@/")
+
+
+async def run(lines: int, records: int, streams: int, batch: int) -> Figures:
+    """One full benchmark run."""
+    workspace = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    cluster = open_cluster(workspace / "postgres", temporary=True)
+    service = None
+    try:
+        url = cluster.ensure_database(f"bench_{uuid.uuid4().hex[:8]}")
+        migrate(url, MIGRATIONS)
+        await prepare_lines(url, lines)
+        print(f"generating {records:,} records over {lines:,} lines", flush=True)
+        rows = generate_records(lines, records)
+        batches = to_batches(rows, batch)
+        address = f"127.0.0.1:{free_port()}"
+        service = start_process(
+            "customer-bench",
+            "services.customer",
+            {
+                "CUSTOMER_DATABASE_URL": url,
+                "CUSTOMER_GRPC_ADDRESS": address,
+                "CUSTOMER_MAX_MESSAGE_BYTES": str(64 << 20),
+                "CUSTOMER_DATABASE_STATEMENT_TIMEOUT_SECONDS": "120",
+                "LOG_LEVEL": "WARNING",
+            },
+            address,
+            workspace,
+        )
+        await wait_until_serving(service, USAGE_SERVICE_NAME)
+        print(f"streaming through gRPC ({streams} streams)", flush=True)
+        seconds, accepted = await stream_all(address, batches, streams)
+        print("loading the same rows with COPY", flush=True)
+        copy_seconds = await copy_rows(url, rows)
+        return Figures(records, lines, streams, batch, seconds, accepted, copy_seconds)
+    finally:
+        if service is not None:
+            await asyncio.to_thread(service.stop)
+        cluster.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark and prints the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=5_000)
+    arguments = parser.parse_args(argv)
+    figures = asyncio.run(run(arguments.lines, arguments.records, arguments.streams, arguments.batch))
+    print(figures.report())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.exit(main())
