@@ -1,0 +1,93 @@
+"""Rules of usage records and profiles, without a server or a database."""
+
+import math
+from datetime import date
+
+import pytest
+
+from services.customer import usage
+
+TODAY = date(2026, 11, 23)
+
+
+def check(**overrides: object) -> usage.CheckedRecord | usage.Rejection:
+    values: dict[str, object] = {
+        "record_id": "r-1",
+        "msisdn": "+998901234567",
+        "year": 2026,
+        "month": 11,
+        "day": 20,
+        "on_net_minutes": 3.0,
+        "off_net_minutes": 1.0,
+        "international_minutes": 0.0,
+        "sms_count": 2,
+        "data_mb": 10.0,
+        "roaming": False,
+        "area": " Toshkent ",
+        "radio_technology": 3,
+        "default_region": "UZ",
+        "today": TODAY,
+    }
+    values.update(overrides)
+    return usage.check_record(**values)  # type: ignore[arg-type]
+
+
+def test_a_good_record_is_accepted_with_its_values_normalised():
+    result = check()
+    assert isinstance(result, usage.CheckedRecord)
+    assert (result.msisdn, result.usage_date, result.area, result.radio_technology) == (
+        "+998901234567",
+        date(2026, 11, 20),
+        "Toshkent",
+        "4G",
+    )
+
+
+def test_a_national_number_is_read_in_the_default_region():
+    result = check(msisdn="90 123 45 67")
+    assert isinstance(result, usage.CheckedRecord) and result.msisdn == "+998901234567"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"record_id": ""}, "MISSING_RECORD_ID"),
+        ({"record_id": "x" * 129}, "MISSING_RECORD_ID"),
+        ({"msisdn": "12"}, "INVALID_MSISDN"),
+        ({"month": 2, "day": 30}, "INVALID_DATE"),
+        ({"year": 0, "month": 0, "day": 0}, "INVALID_DATE"),
+        ({"day": 24}, "FUTURE_DATE"),
+        ({"data_mb": -0.5}, "INVALID_VALUE"),
+        ({"on_net_minutes": math.nan}, "INVALID_VALUE"),
+        ({"off_net_minutes": math.inf}, "INVALID_VALUE"),
+        ({"sms_count": -1}, "INVALID_VALUE"),
+        ({"radio_technology": 9}, "INVALID_VALUE"),
+    ],
+)
+def test_a_bad_record_is_rejected_with_its_reason(overrides: dict[str, object], reason: str):
+    result = check(**overrides)
+    assert isinstance(result, usage.Rejection) and result.reason == reason
+
+
+def test_an_unspecified_technology_is_accepted_as_unknown():
+    result = check(radio_technology=0, area="")
+    assert isinstance(result, usage.CheckedRecord)
+    assert (result.radio_technology, result.area) == ("unknown", "unknown")
+
+
+@pytest.mark.parametrize(("requested", "months"), [(0, 6), (1, 1), (36, 36), (37, None), (-1, None)])
+def test_profile_length_defaults_to_six_and_is_capped(requested: int, months: int | None):
+    assert usage.profile_months(requested) == months
+
+
+@pytest.mark.parametrize(
+    ("today", "months", "first"),
+    [
+        (date(2026, 11, 23), 1, date(2026, 11, 1)),
+        (date(2026, 11, 23), 6, date(2026, 6, 1)),
+        (date(2026, 2, 10), 3, date(2025, 12, 1)),
+        (date(2026, 1, 31), 13, date(2025, 1, 1)),
+    ],
+)
+def test_a_profile_starts_on_the_first_day_of_its_earliest_month(today: date, months: int, first: date):
+    assert usage.first_month(today, months) == first
