@@ -73,6 +73,8 @@ async def load_behaviour_data(target: str, *, today: date | None = None) -> Beha
         async def feed(customer: customer_pb2.Customer, lines: list[_Line]) -> tuple[int, int]:
             rng = random.Random(hashlib.sha256(customer.name.encode()).digest())
             pattern, habit = rng.choice(PATTERNS), rng.choice(HABITS)
+            if pattern == "falling" and rng.random() < 0.5:
+                habit = "debtor"  # customers drifting away often stop paying too: the churn-risk class
             for line in lines:
                 records.extend(_usage_records(line, pattern, rng, today))
             async with gate:
@@ -183,7 +185,7 @@ async def _bill(
                 invoice=billing_pb2.Invoice(
                     invoice_id=invoice_id, amount=amount, issue_date=_date(issued), due_date=_date(due)
                 ),
-                request_id=f"demo:{customer}:{invoice_id}",
+                request_id=f"demo:{_key(customer)}:{invoice_id}",
             ),
             timeout=CALL_TIMEOUT_SECONDS,
             metadata=CALL_METADATA,
@@ -200,7 +202,7 @@ async def _bill(
                 payment=billing_pb2.Payment(
                     payment_id=f"PAY-{issued:%Y%m}", invoice_id=invoice_id, amount=amount, paid_date=_date(paid)
                 ),
-                request_id=f"demo:{customer}:PAY-{issued:%Y%m}",
+                request_id=f"demo:{_key(customer)}:PAY-{issued:%Y%m}",
             ),
             timeout=CALL_TIMEOUT_SECONDS,
             metadata=CALL_METADATA,
@@ -216,6 +218,11 @@ async def _ingest(stub: usage_pb2_grpc.UsageServiceStub, records: Sequence[usage
 
     reply = await stub.IngestUsage(batches(), timeout=CALL_TIMEOUT_SECONDS * 4, metadata=CALL_METADATA)
     return reply.accepted + reply.duplicates
+
+
+def _key(name: str) -> str:
+    """A resource name as a request-id part (request ids take no '/')."""
+    return name.replace("/", ".")
 
 
 def _country(customer: customer_pb2.Customer) -> str:

@@ -22,7 +22,7 @@ class SegmentationConfig:
     vip_top_share: float = 0.05
     debtor_min_days_overdue: int = 30
     debtor_min_late_payments: int = 3
-    churn_high_threshold: float = 0.6
+    churn_high_threshold: float = 0.5
     churn_weight_falling_usage: float = 0.4
     churn_weight_short_tenure: float = 0.25
     churn_weight_debt: float = 0.35

@@ -322,7 +322,7 @@ def test_customer_scoring_at_least_the_threshold_is_at_high_churn_risk_with_the_
     evaluation = _evaluate(_at_risk())
     risk = _membership(evaluation, "churn-risk-high")
     assert risk.rule == "churn.score"
-    assert risk.evidence[0] == Evidence("churn_risk_score", "1.00", "0.6")
+    assert risk.evidence[0] == Evidence("churn_risk_score", "1.00", "0.5")
     assert list(risk.evidence[1:]) == evaluation.churn_factors
     assert {e.factor for e in risk.evidence[1:]} == {"falling_usage", "short_tenure", "debt"}
 
