@@ -20,7 +20,7 @@ from chassis.errors import AlreadyExists, etag_mismatch, not_found
 from chassis.outbox import append_event, erase_aggregate_payloads
 from chassis.pagination import Criteria, PageRequest, SortKey, next_page_token
 from crm.customer.v1 import events_pb2
-from services.customer import domain, store
+from services.customer import domain, store, usage_store
 from services.customer.mapping import customer_name, customer_to_proto, subscription_name, subscription_to_proto
 
 CUSTOMER_AGGREGATE = "customer"
@@ -163,6 +163,7 @@ class CustomerDirectory:
         for line in lines:
             await store.update_subscription(session, domain.erased_subscription(line, now=now))
         await store.forget_request_answers(session, customer_id)
+        await usage_store.forget_locations(session, [line.id for line in lines])
         name = customer_name(customer_id)
         await erase_aggregate_payloads(session, aggregate_type=CUSTOMER_AGGREGATE, aggregate_id=name)
         await _announce(session, customer_id, events_pb2.CustomerErased(customer=name))

@@ -261,3 +261,12 @@ def _month(row: Any, areas: list[tuple[str, str, int, float]]) -> MonthRow:
         record_count=row.record_count,
         areas=areas,
     )
+
+
+async def forget_locations(session: AsyncSession, subscription_ids: Sequence[uuid.UUID]) -> None:
+    """Removes where the lines were used (personal location data); monthly totals stay, anonymous."""
+    if subscription_ids:
+        await session.execute(
+            text("DELETE FROM monthly_usage_areas WHERE subscription_id = ANY(CAST(:lines AS uuid[]))"),
+            {"lines": list(subscription_ids)},
+        )

@@ -170,3 +170,39 @@ async def test_internal_methods_are_not_exposed_and_public_reads_are(gateway_cha
         )
     )
     assert code == grpc.StatusCode.NOT_FOUND and error.reason == "CUSTOMER_NOT_FOUND"
+
+
+async def test_segments_and_usage_profiles_are_readable_through_the_gateway(
+    gateway_stub: CustomerServiceStub, gateway_channel: grpc.aio.Channel
+):
+    from crm.customer.v1 import segments_pb2, segments_pb2_grpc, usage_pb2, usage_pb2_grpc
+    from tests.support import line, request_id
+
+    created = await gateway_stub.CreateCustomer(create_request(person(region="Navoiy viloyati")), timeout=5)
+    subscription = await gateway_stub.CreateSubscription(
+        customer_service_pb2.CreateSubscriptionRequest(
+            parent=created.name, subscription=line(), request_id=request_id()
+        ),
+        timeout=5,
+    )
+    segments = segments_pb2_grpc.SegmentServiceStub(gateway_channel)
+    async with asyncio.timeout(15):
+        while True:
+            answer = await segments.GetCustomerSegments(
+                segments_pb2.GetCustomerSegmentsRequest(name=f"{created.name}/segments"), timeout=5
+            )
+            names = {m.segment for m in answer.memberships}
+            if {"segments/type-consumer", "segments/region-navoiy-viloyati"} <= names:
+                break
+            await asyncio.sleep(0.05)
+    usage = usage_pb2_grpc.UsageServiceStub(gateway_channel)
+    profile = await usage.GetUsageProfile(
+        usage_pb2.GetUsageProfileRequest(name=f"{subscription.name}/usageProfile"), timeout=5
+    )
+    assert profile.name == f"{subscription.name}/usageProfile" and list(profile.months) == []
+
+    async def one_batch():
+        yield usage_pb2.IngestUsageRequest()
+
+    code, _ = await failure(usage.IngestUsage(one_batch(), timeout=5))
+    assert code == grpc.StatusCode.UNIMPLEMENTED

@@ -258,3 +258,32 @@ async def test_each_changed_line_month_is_announced_once(
         [(LAST_MONTH.month, 1), (THIS_MONTH.month, 1)]
     )
     assert dirty == 0
+
+
+async def test_erasure_removes_where_the_lines_were_used(
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database, customer_engine: AsyncEngine
+):
+    subscription = await new_line(customer_stub)
+    await ingest(usage, [record(subscription.msisdn, LAST_MONTH, area="Chirchiq")])
+    await folded(database)
+    await customer_stub.UpdateSubscription(
+        customer_service_pb2.UpdateSubscriptionRequest(
+            subscription=customer_pb2.Subscription(
+                name=subscription.name, status=customer_pb2.SUBSCRIPTION_STATUS_TERMINATED
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+        ),
+        timeout=5,
+    )
+    customer = subscription.name.split("/subscriptions/")[0]
+    await customer_stub.EraseCustomer(
+        customer_service_pb2.EraseCustomerRequest(name=customer, request_id=request_id()), timeout=5
+    )
+    month = (await profile(usage, subscription.name)).months[0]
+    assert month.record_count == 1 and list(month.areas) == []
+    async with customer_engine.connect() as connection:
+        areas = await connection.execute(
+            text("SELECT count(*) FROM monthly_usage_areas WHERE subscription_id = :s"),
+            {"s": subscription.name.rsplit("/", 1)[1]},
+        )
+        assert areas.scalar_one() == 0
