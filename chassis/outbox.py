@@ -7,8 +7,6 @@ aggregate writes its event after taking the aggregate's row lock. The columns fo
 Debezium's outbox event router reads (id, aggregatetype, aggregateid, type, payload).
 """
 
-import asyncio
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +18,8 @@ from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, MetaData, Stri
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.background import RepeatingTask
 from chassis.database import Database
-
-log = logging.getLogger("crm.outbox")
 
 # Any fixed number shared by every replica of a service: only one numbers rows at a time.
 _SEQUENCER_LOCK = 0x0C7B0C5E
@@ -158,30 +155,10 @@ async def sequence_pending(database: Database) -> int:
         return result.rowcount or 0
 
 
-class OutboxSequencer:
+def outbox_sequencer(database: Database, interval_seconds: float = 0.05) -> RepeatingTask:
     """Background task of a producing service that keeps numbering new events."""
 
-    def __init__(self, database: Database, interval_seconds: float = 0.05) -> None:
-        self._database = database
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+    async def number_events() -> bool:
+        return await sequence_pending(database) >= SEQUENCE_BATCH
 
-    def start(self) -> None:
-        """Starts numbering in the background."""
-        self._task = asyncio.create_task(self._run(), name="outbox-sequencer")
-
-    async def stop(self) -> None:
-        """Stops numbering; events left unnumbered are numbered by the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                numbered = await sequence_pending(self._database)
-            except Exception:
-                log.warning("numbering outbox events failed; retrying", exc_info=True)
-                numbered = 0
-            if numbered < SEQUENCE_BATCH:
-                await asyncio.sleep(self._interval)
+    return RepeatingTask("outbox-sequencer", number_events, interval_seconds)

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chassis.database import async_url
+from chassis.database import Database, async_url, create_engine
 from chassis.server import ServiceServer
-from chassis.settings import Environment
+from chassis.settings import DatabaseSettings, Environment
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from services.customer.app import build_customer_server, migrate_customer_database
 from services.customer.settings import CustomerSettings
@@ -70,6 +70,14 @@ async def customer_engine(customer_database_url: str) -> AsyncIterator[AsyncEngi
     engine = create_async_engine(async_url(customer_database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def customer_database(customer_database_url: str) -> AsyncIterator[Database]:
+    """The in-process customer service's database, for driving its background work directly."""
+    database = Database(create_engine(DatabaseSettings(url=customer_database_url), application_name="tests"))
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import json
 import random
 import re
 import sys
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from google.type import date_pb2
 
 from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2, customer_service_pb2_grpc
+from services.customer.domain import fold
 
 DEFAULT_TARGET = "127.0.0.1:50050"
 CALL_METADATA = (("x-crm-user", "demo-loader"),)
@@ -647,12 +647,6 @@ def _digits(rng: random.Random, count: int, *, first: str = "") -> str:
 
 def _proto_date(day: date) -> date_pb2.Date:
     return date_pb2.Date(year=day.year, month=day.month, day=day.day)
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics or apostrophes, as search compares names: "Nguyễn" -> "nguyen"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().replace("đ", "d"))
-    return "".join(c for c in decomposed if not unicodedata.combining(c) and c not in "ʻʼ‘’'`")
 
 
 def _ascii_slug(text: str, separator: str = ".") -> str:

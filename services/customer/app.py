@@ -6,7 +6,7 @@ import grpc
 
 from chassis.database import Database, create_engine, migrate
 from chassis.event_feed import EVENT_FEED_SERVICE_NAME, EventFeedServicer
-from chassis.outbox import OutboxSequencer
+from chassis.outbox import outbox_sequencer
 from chassis.server import ServiceServer, build_server
 from chassis.telemetry import instrument_engine
 from crm.common.v1 import events_pb2_grpc
@@ -22,11 +22,11 @@ from crm.customer.v1 import (
 )
 from services.customer.billing_servicer import BillingServicer
 from services.customer.directory import CustomerDirectory
-from services.customer.segment_evaluator import SegmentEvaluator
+from services.customer.segment_evaluator import segment_evaluator
 from services.customer.segment_servicer import SegmentServicer
 from services.customer.servicer import CustomerServicer
 from services.customer.settings import CustomerSettings
-from services.customer.usage_publisher import UsagePublisher
+from services.customer.usage_publisher import usage_publisher
 from services.customer.usage_servicer import UsageServicer
 
 SERVICE_NAME = customer_service_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name
@@ -43,10 +43,10 @@ def build_customer_server(settings: CustomerSettings) -> ServiceServer:
     instrument_engine(engine)
     database = Database(engine)
     directory = CustomerDirectory(default_region=settings.default_region)
-    sequencer = OutboxSequencer(database)
-    evaluator = SegmentEvaluator(database, rank_interval_seconds=settings.vip_rank_interval_seconds)
+    sequencer = outbox_sequencer(database)
+    evaluator = segment_evaluator(database, rank_interval_seconds=settings.vip_rank_interval_seconds)
     event_feed = EventFeedServicer(database)
-    publisher = UsagePublisher(database)
+    publisher = usage_publisher(database)
 
     def register(server: grpc.aio.Server) -> None:
         customer_service_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(database, directory), server)

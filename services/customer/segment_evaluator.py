@@ -9,7 +9,6 @@ and a crash only means the batch is read again. One replica evaluates at a time 
 """
 
 import asyncio
-import logging
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,13 +16,12 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.background import RepeatingTask
 from chassis.database import Database
 from chassis.outbox import append_event
 from crm.customer.v1 import events_pb2, segments_pb2
 from services.customer import segment_store, segmentation
 from services.customer.mapping import customer_name
-
-log = logging.getLogger("crm.segments")
 
 _EVALUATOR_LOCK = 0x5E6E7A7E
 BATCH_EVENTS = 500
@@ -139,39 +137,21 @@ async def rank_vip(database: Database) -> Decimal | None:
         return threshold
 
 
-class SegmentEvaluator:
+def segment_evaluator(
+    database: Database, *, interval_seconds: float = 0.2, rank_interval_seconds: float = 300.0
+) -> RepeatingTask:
     """Background task: evaluate new changes continuously, rank for VIP periodically."""
+    next_rank = 0.0
 
-    def __init__(self, database: Database, *, interval_seconds: float = 0.2, rank_interval_seconds: float = 300.0):
-        self._database = database
-        self._interval = interval_seconds
-        self._rank_interval = rank_interval_seconds
-        self._task: asyncio.Task[None] | None = None
+    async def evaluate_and_rank() -> bool:
+        nonlocal next_rank
+        now = asyncio.get_running_loop().time()
+        if now >= next_rank:
+            await rank_vip(database)
+            next_rank = now + rank_interval_seconds
+        return await evaluate_pending(database) >= BATCH_EVENTS
 
-    def start(self) -> None:
-        """Starts evaluating in the background."""
-        self._task = asyncio.create_task(self._run(), name="segment-evaluator")
-
-    async def stop(self) -> None:
-        """Stops; unread events are read on the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_rank = loop.time()
-        while True:
-            try:
-                if loop.time() >= next_rank:
-                    await rank_vip(self._database)
-                    next_rank = loop.time() + self._rank_interval
-                read = await evaluate_pending(self._database)
-            except Exception:
-                log.warning("segment evaluation failed; retrying", exc_info=True)
-                read = 0
-            if read < BATCH_EVENTS:
-                await asyncio.sleep(self._interval)
+    return RepeatingTask("segment-evaluator", evaluate_and_rank, interval_seconds)
 
 
 async def _announce(

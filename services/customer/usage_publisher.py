@@ -6,9 +6,7 @@ in large chunks, marking the line-months it changed (`dirty`); the publisher tak
 one transaction: every change is folded once and announced once, shortly after it is counted.
 """
 
-import asyncio
-import logging
-
+from chassis.background import RepeatingTask
 from chassis.database import Database
 from chassis.outbox import NewEvent, append_events
 from crm.customer.v1 import events_pb2
@@ -16,7 +14,6 @@ from services.customer import usage_store
 from services.customer.mapping import customer_name
 from services.customer.usage_servicer import monthly_usage_to_proto
 
-log = logging.getLogger("crm.usage")
 PUBLISH_BATCH = 1000
 
 
@@ -49,31 +46,11 @@ async def publish_changed_months(database: Database, limit: int = PUBLISH_BATCH)
         return len(months)
 
 
-class UsagePublisher:
+def usage_publisher(database: Database, interval_seconds: float = 0.2) -> RepeatingTask:
     """Background task that keeps folding records and announcing changed line-months."""
 
-    def __init__(self, database: Database, interval_seconds: float = 0.2) -> None:
-        self._database = database
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+    async def fold_and_announce() -> bool:
+        await fold_pending(database)
+        return await publish_changed_months(database) >= PUBLISH_BATCH
 
-    def start(self) -> None:
-        """Starts announcing in the background."""
-        self._task = asyncio.create_task(self._run(), name="usage-publisher")
-
-    async def stop(self) -> None:
-        """Stops; marked rows are announced after the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await fold_pending(self._database)
-                published = await publish_changed_months(self._database)
-            except Exception:
-                log.warning("folding or announcing usage failed; retrying", exc_info=True)
-                published = 0
-            if published < PUBLISH_BATCH:
-                await asyncio.sleep(self._interval)
+    return RepeatingTask("usage-publisher", fold_and_announce, interval_seconds)

@@ -1,7 +1,7 @@
 """Segments against a real PostgreSQL: evaluated when inputs change, explained, counted, configured."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import grpc
@@ -11,8 +11,7 @@ from google.type import date_pb2, money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.database import Database, create_engine
-from chassis.settings import DatabaseSettings
+from chassis.database import Database
 from crm.customer.v1 import billing_pb2, customer_pb2, customer_service_pb2, segments_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
@@ -31,13 +30,6 @@ def segments(customer_channel: grpc.aio.Channel) -> SegmentServiceStub:
 @pytest.fixture
 def billing(customer_channel: grpc.aio.Channel) -> BillingServiceStub:
     return BillingServiceStub(customer_channel)
-
-
-@pytest.fixture
-async def database(customer_database_url: str) -> AsyncIterator[Database]:
-    db = Database(create_engine(DatabaseSettings(url=customer_database_url), application_name="segment-tests"))
-    yield db
-    await db.close()
 
 
 def day(value: date) -> date_pb2.Date:
@@ -269,7 +261,10 @@ async def test_member_counters_match_memberships_and_members_page(
 
 
 async def test_vip_ranking_puts_the_top_spender_in_value_vip(
-    customer_stub: CustomerServiceStub, segments: SegmentServiceStub, billing: BillingServiceStub, database: Database
+    customer_stub: CustomerServiceStub,
+    segments: SegmentServiceStub,
+    billing: BillingServiceStub,
+    customer_database: Database,
 ):
     big = (await customer_stub.CreateCustomer(create_request(person()), timeout=5)).name
     small = (await customer_stub.CreateCustomer(create_request(person()), timeout=5)).name
@@ -289,7 +284,7 @@ async def test_vip_ranking_puts_the_top_spender_in_value_vip(
         )
     async with asyncio.timeout(15):
         while True:
-            async with database.transaction() as session:
+            async with customer_database.transaction() as session:
                 scored = await session.execute(
                     text(
                         "SELECT count(*) FROM customer_scores "
@@ -300,7 +295,7 @@ async def test_vip_ranking_puts_the_top_spender_in_value_vip(
                 if scored.scalar_one() == 2:
                     break
             await asyncio.sleep(0.05)
-    threshold = await rank_vip(database)
+    threshold = await rank_vip(customer_database)
     assert threshold is not None and threshold <= 900_000_000
     found = await segments_when(segments, big, lambda s: "segments/value-vip" in s)
     assert found["segments/value-vip"].rule == "value.top_share"

@@ -12,8 +12,7 @@ from google.type import date_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.database import Database, create_engine
-from chassis.settings import DatabaseSettings
+from chassis.database import Database
 from crm.customer.v1 import customer_pb2, customer_service_pb2, events_pb2, usage_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
@@ -28,13 +27,6 @@ LAST_MONTH = (THIS_MONTH - timedelta(days=1)).replace(day=1)
 @pytest.fixture
 def usage(customer_channel: grpc.aio.Channel) -> UsageServiceStub:
     return UsageServiceStub(customer_channel)
-
-
-@pytest.fixture
-async def database(customer_database_url: str) -> AsyncIterator[Database]:
-    db = Database(create_engine(DatabaseSettings(url=customer_database_url), application_name="usage-tests"))
-    yield db
-    await db.close()
 
 
 async def new_line(stub: CustomerServiceStub) -> customer_pb2.Subscription:
@@ -71,13 +63,13 @@ async def ingest(stub: UsageServiceStub, *batches: Sequence[usage_pb2.UsageRecor
     return await stub.IngestUsage(stream(), timeout=30)
 
 
-async def folded(database: Database) -> None:
+async def folded(customer_database: Database) -> None:
     """Returns once every stored record is folded into the profiles (the folder runs in the background
     too; folding waits for the transactions that stored records to end)."""
     async with asyncio.timeout(15):
         while True:
-            await fold_pending(database)
-            async with database.transaction() as session:
+            await fold_pending(customer_database)
+            async with customer_database.transaction() as session:
                 pending = await session.execute(
                     text(
                         "SELECT count(*) FROM usage_records "
@@ -96,7 +88,7 @@ async def profile(stub: UsageServiceStub, subscription: str, months: int = 0) ->
 
 
 async def test_records_fold_into_monthly_totals_days_and_areas(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscription = await new_line(customer_stub)
     msisdn = subscription.msisdn
@@ -109,7 +101,7 @@ async def test_records_fold_into_monthly_totals_days_and_areas(
     ]
     reply = await ingest(usage, records)
     assert (reply.accepted, reply.duplicates, reply.rejected) == (4, 0, 0)
-    await folded(database)
+    await folded(customer_database)
     months = (await profile(usage, subscription.name)).months
     assert [(m.month.year, m.month.month) for m in months] == [
         (THIS_MONTH.year, THIS_MONTH.month),
@@ -130,33 +122,33 @@ async def test_records_fold_into_monthly_totals_days_and_areas(
 
 
 async def test_a_replayed_batch_adds_nothing(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscription = await new_line(customer_stub)
     batch = [record(subscription.msisdn, LAST_MONTH + timedelta(days=d)) for d in range(5)]
     await ingest(usage, batch)
-    await folded(database)
+    await folded(customer_database)
     before = await profile(usage, subscription.name)
     assert before.months[0].record_count == 5 and before.months[0].active_days == 5
     reply = await ingest(usage, batch, batch[:2])
     assert (reply.accepted, reply.duplicates, reply.rejected) == (0, 7, 0)
-    await folded(database)
+    await folded(customer_database)
     assert await profile(usage, subscription.name) == before
 
 
 async def test_a_repeated_record_within_a_batch_counts_once(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscription = await new_line(customer_stub)
     repeated = record(subscription.msisdn, LAST_MONTH)
     reply = await ingest(usage, [repeated, repeated, repeated])
     assert (reply.accepted, reply.duplicates) == (1, 2)
-    await folded(database)
+    await folded(customer_database)
     assert (await profile(usage, subscription.name)).months[0].record_count == 1
 
 
 async def test_bad_records_are_rejected_alone_with_reasons(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscription = await new_line(customer_stub)
     msisdn = subscription.msisdn
@@ -172,7 +164,7 @@ async def test_bad_records_are_rejected_alone_with_reasons(
     reply = await ingest(usage, [good, *bad.values()])
     assert (reply.accepted, reply.duplicates, reply.rejected) == (1, 0, len(bad))
     assert {r.reason for r in reply.rejections} == set(bad)
-    await folded(database)
+    await folded(customer_database)
     month = (await profile(usage, subscription.name)).months[0]
     assert month.record_count == 1 and month.data_mb == pytest.approx(42.0)
 
@@ -198,7 +190,7 @@ async def test_a_national_format_number_is_matched_and_a_terminated_line_is_unkn
 
 
 async def test_concurrent_streams_with_overlapping_records_count_each_once(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscriptions = [await new_line(customer_stub) for _ in range(3)]
     records = [record(s.msisdn, LAST_MONTH + timedelta(days=d % 20)) for s in subscriptions for d in range(200)]
@@ -208,18 +200,18 @@ async def test_concurrent_streams_with_overlapping_records_count_each_once(
     assert [r.rejected for r in replies] == [0] * 4
     assert sum(r.accepted for r in replies) == len(records)
     assert sum(r.duplicates for r in replies) == sent - len(records)
-    await folded(database)
+    await folded(customer_database)
     for subscription in subscriptions:
         month = (await profile(usage, subscription.name)).months[0]
         assert month.record_count == 200 and month.active_days == 20
 
 
 async def test_profile_months_limit_and_bad_requests(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
     subscription = await new_line(customer_stub)
     await ingest(usage, [record(subscription.msisdn, THIS_MONTH), record(subscription.msisdn, LAST_MONTH)])
-    await folded(database)
+    await folded(customer_database)
     assert len((await profile(usage, subscription.name, months=1)).months) == 1
     assert len((await profile(usage, subscription.name, months=2)).months) == 2
     code, error = await failure(profile(usage, subscription.name, months=37))
@@ -232,13 +224,16 @@ async def test_profile_months_limit_and_bad_requests(
 
 
 async def test_each_changed_line_month_is_announced_once(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_engine: AsyncEngine, database: Database
+    customer_stub: CustomerServiceStub,
+    usage: UsageServiceStub,
+    customer_engine: AsyncEngine,
+    customer_database: Database,
 ):
     subscription = await new_line(customer_stub)
     customer = subscription.name.split("/subscriptions/")[0]
     await ingest(usage, [record(subscription.msisdn, LAST_MONTH), record(subscription.msisdn, THIS_MONTH)])
-    await folded(database)
-    while await publish_changed_months(database):
+    await folded(customer_database)
+    while await publish_changed_months(customer_database):
         pass  # the background publisher may have taken some already; either way every row gets announced
     async with customer_engine.connect() as connection:
         payloads = (
@@ -261,11 +256,14 @@ async def test_each_changed_line_month_is_announced_once(
 
 
 async def test_erasure_removes_where_the_lines_were_used(
-    customer_stub: CustomerServiceStub, usage: UsageServiceStub, database: Database, customer_engine: AsyncEngine
+    customer_stub: CustomerServiceStub,
+    usage: UsageServiceStub,
+    customer_database: Database,
+    customer_engine: AsyncEngine,
 ):
     subscription = await new_line(customer_stub)
     await ingest(usage, [record(subscription.msisdn, LAST_MONTH, area="Chirchiq")])
-    await folded(database)
+    await folded(customer_database)
     await customer_stub.UpdateSubscription(
         customer_service_pb2.UpdateSubscriptionRequest(
             subscription=customer_pb2.Subscription(
