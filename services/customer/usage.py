@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import NamedTuple
 
 from services.customer.domain import normalize_phone
 
@@ -27,9 +28,9 @@ class Rejection:
     message: str
 
 
-@dataclass(frozen=True)
-class CheckedRecord:
-    """A record that passed the checks, with its MSISDN in E.164."""
+class CheckedRecord(NamedTuple):
+    """A record that passed the checks, with its MSISDN in E.164. A tuple: millions are made, and
+    its fields are the columns the store sends in bulk, in order."""
 
     record_id: str
     msisdn: str

@@ -126,24 +126,8 @@ async def store_records(session: AsyncSession, records: Sequence[CheckedRecord])
     if not records:
         return 0, set()
     connection = await raw_connection(session)
-    columns: list[list[Any]] = [[] for _ in range(11)]
-    for record in records:
-        for index, value in enumerate(
-            (
-                record.record_id,
-                record.msisdn,
-                record.usage_date,
-                record.on_net_minutes,
-                record.off_net_minutes,
-                record.international_minutes,
-                record.sms_count,
-                record.data_mb,
-                record.roaming,
-                record.area,
-                record.radio_technology,
-            )
-        ):
-            columns[index].append(value)
+    # CheckedRecord's fields are the statement's columns, in order.
+    columns = [list(column) for column in zip(*records, strict=True)]
     row = await connection.fetchrow(_INGEST, *columns)
     assert row is not None
     return int(row["stored"]), set(row["unknown_msisdns"])
