@@ -100,7 +100,10 @@ months AS (
 areas AS (
     INSERT INTO monthly_usage_areas AS a (subscription_id, month, area, radio_technology, record_count, data_mb)
     SELECT subscription_id, date_trunc('month', usage_date)::date, area, radio_technology, count(*), sum(data_mb)
-    FROM chunk GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    FROM chunk
+    -- Where an erased customer's lines were used is personal data: it is not kept, even when folded late.
+    WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = chunk.customer_id AND c.erase_time IS NOT NULL)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (subscription_id, month, area, radio_technology) DO UPDATE SET
         record_count = a.record_count + excluded.record_count,
         data_mb = a.data_mb + excluded.data_mb

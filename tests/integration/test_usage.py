@@ -285,3 +285,43 @@ async def test_erasure_removes_where_the_lines_were_used(
             {"s": subscription.name.rsplit("/", 1)[1]},
         )
         assert areas.scalar_one() == 0
+
+
+async def test_records_of_an_erased_customer_folded_late_keep_no_location(
+    customer_stub: CustomerServiceStub, customer_database: Database, customer_engine: AsyncEngine
+):
+    subscription = await new_line(customer_stub)
+    await customer_stub.UpdateSubscription(
+        customer_service_pb2.UpdateSubscriptionRequest(
+            subscription=customer_pb2.Subscription(
+                name=subscription.name, status=customer_pb2.SUBSCRIPTION_STATUS_TERMINATED
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+        ),
+        timeout=5,
+    )
+    customer = subscription.name.split("/subscriptions/")[0]
+    await customer_stub.EraseCustomer(
+        customer_service_pb2.EraseCustomerRequest(name=customer, request_id=request_id()), timeout=5
+    )
+    line_id, customer_id = subscription.name.rsplit("/", 1)[1], customer.removeprefix("customers/")
+    async with customer_engine.begin() as connection:
+        # A record stored just before the erasure, still waiting for the folder.
+        await connection.execute(
+            text(
+                "INSERT INTO usage_records (record_id, subscription_id, customer_id, usage_date, on_net_minutes, "
+                "off_net_minutes, international_minutes, sms_count, data_mb, roaming, area, radio_technology) "
+                "VALUES (:r, :s, :c, :d, 1, 0, 0, 0, 5, false, 'Chirchiq', '4G')"
+            ),
+            {"r": f"late-{uuid.uuid4()}", "s": line_id, "c": customer_id, "d": LAST_MONTH},
+        )
+    await folded(customer_database)
+    async with customer_engine.connect() as connection:
+        areas = await connection.execute(
+            text("SELECT count(*) FROM monthly_usage_areas WHERE subscription_id = :s"), {"s": line_id}
+        )
+        totals = await connection.execute(
+            text("SELECT record_count FROM monthly_usage WHERE subscription_id = :s"), {"s": line_id}
+        )
+        assert areas.scalar_one() == 0
+        assert totals.scalar_one() == 1
