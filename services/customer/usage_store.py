@@ -117,10 +117,17 @@ FOLD_CHUNK = 20_000
 
 
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session's transaction, for bulk statements."""
+    """The asyncpg connection under the session's transaction, for bulk statements.
+
+    SQLAlchemy opens the driver's transaction lazily, at the session's first statement; one is sent
+    first so that what goes straight to the driver is inside the transaction, not autocommitted.
+    """
     connection = await session.connection()
+    await connection.execute(text("SELECT 1"))
     raw = await connection.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    assert driver.is_in_transaction()
+    return driver
 
 
 async def store_records(session: AsyncSession, records: Sequence[CheckedRecord]) -> tuple[int, set[str]]:
