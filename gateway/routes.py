@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from crm.customer.v1 import billing_pb2, customer_service_pb2, segments_pb2, usage_pb2
+from crm.loyalty.v1 import loyalty_service_pb2
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ExposedService:
 
 
 CUSTOMER_TARGET = ("GATEWAY_CUSTOMER_TARGET", "127.0.0.1:50051")
+LOYALTY_TARGET = ("GATEWAY_LOYALTY_TARGET", "127.0.0.1:50052")
 
 EXPOSED_SERVICES = (
     ExposedService(
@@ -60,5 +62,10 @@ EXPOSED_SERVICES = (
         descriptor=segments_pb2.DESCRIPTOR.services_by_name["SegmentService"],
         target_variable=CUSTOMER_TARGET[0],
         default_target=CUSTOMER_TARGET[1],
+    ),
+    ExposedService(
+        descriptor=loyalty_service_pb2.DESCRIPTOR.services_by_name["LoyaltyService"],
+        target_variable=LOYALTY_TARGET[0],
+        default_target=LOYALTY_TARGET[1],
     ),
 )

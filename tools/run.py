@@ -1,17 +1,20 @@
 """Runs the whole system on this machine: `python -m tools.run` (what `make run` calls).
 
-Starts PostgreSQL (see tools.postgres), applies migrations, starts the customer service and the
-gateway as child processes, waits until each reports SERVING on the standard gRPC health check,
-loads demo data into an empty system, and prints how to call the gateway. Ctrl-C or SIGTERM stops
-everything; if a child dies, the rest are stopped and the exit code is non-zero.
+Starts PostgreSQL (see tools.postgres), applies migrations, starts the customer service, the loyalty
+service and the gateway as child processes, waits until each reports SERVING on the standard gRPC
+health check, loads demo data into an empty system, and prints how to call the gateway. Ctrl-C or
+SIGTERM stops everything; if a child dies, the rest are stopped and the exit code is non-zero.
 
 Environment, all optional:
   CUSTOMER_DATABASE_URL    the customer database; when unset, `crm_customer` is created on the
                            server of CRM_POSTGRES_URL, or on an embedded server under .data/postgres
+  LOYALTY_DATABASE_URL     the loyalty database; when unset, `crm_loyalty` is created the same way
   CRM_POSTGRES_URL         admin URL of an existing PostgreSQL server to use instead of the embedded one
   CUSTOMER_GRPC_ADDRESS    where the customer service listens (default 127.0.0.1:50051)
+  LOYALTY_GRPC_ADDRESS     where the loyalty service listens (default 127.0.0.1:50052)
   GATEWAY_GRPC_ADDRESS     where the gateway listens (default 127.0.0.1:50050)
   GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default CUSTOMER_GRPC_ADDRESS)
+  GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default LOYALTY_GRPC_ADDRESS)
   CRM_DEMO_CUSTOMERS       demo customers to load into an empty system (default 400; 0 loads none)
 """
 
@@ -32,8 +35,16 @@ from tools import demo_behaviour, demo_data
 from tools.postgres import PostgresError, provision_databases
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-DATABASES = {"CUSTOMER_DATABASE_URL": "crm_customer"}
-DEFAULT_ADDRESSES = {"CUSTOMER_GRPC_ADDRESS": "127.0.0.1:50051", "GATEWAY_GRPC_ADDRESS": "127.0.0.1:50050"}
+DATABASES = {"CUSTOMER_DATABASE_URL": "crm_customer", "LOYALTY_DATABASE_URL": "crm_loyalty"}
+DEFAULT_ADDRESSES = {
+    "CUSTOMER_GRPC_ADDRESS": "127.0.0.1:50051",
+    "LOYALTY_GRPC_ADDRESS": "127.0.0.1:50052",
+    "GATEWAY_GRPC_ADDRESS": "127.0.0.1:50050",
+}
+# Services whose databases are migrated before anything starts: (what, module).
+MIGRATED_SERVICES = (("customer", "services.customer"), ("loyalty", "services.loyalty"))
+# Where the gateway finds each backend when the caller did not say: target variable -> listen variable.
+GATEWAY_TARGETS = {"GATEWAY_CUSTOMER_TARGET": "CUSTOMER_GRPC_ADDRESS", "GATEWAY_LOYALTY_TARGET": "LOYALTY_GRPC_ADDRESS"}
 MIGRATION_TIMEOUT_SECONDS = 120.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
@@ -56,6 +67,7 @@ class ChildSpec:
 
 CHILDREN = (
     ChildSpec("customer service", "services.customer", "CUSTOMER_GRPC_ADDRESS"),
+    ChildSpec("loyalty service", "services.loyalty", "LOYALTY_GRPC_ADDRESS"),
     ChildSpec("gateway", "gateway", "GATEWAY_GRPC_ADDRESS"),
 )
 
@@ -98,13 +110,14 @@ def child_environment(environ: Mapping[str, str], database_urls: Mapping[str, st
         environment[variable] = environment.get(variable, "").strip() or default
         if environment[variable].rpartition(":")[2] == "0":
             raise LaunchError(f"{variable}={environment[variable]}: the launcher needs a fixed port, not 0")
-    for prefix in ("CUSTOMER", "GATEWAY"):
+    for prefix in ("CUSTOMER", "LOYALTY", "GATEWAY"):
         # No load balancer routes to a local run, so there is nothing to drain before stopping.
         environment.setdefault(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
     # Rank for VIP often, so that the demo shows the value-vip segment within seconds.
     environment.setdefault("CUSTOMER_VIP_RANK_INTERVAL_SECONDS", "10")
-    if not environment.get("GATEWAY_CUSTOMER_TARGET", "").strip():
-        environment["GATEWAY_CUSTOMER_TARGET"] = dial_address(environment["CUSTOMER_GRPC_ADDRESS"])
+    for target, listen in GATEWAY_TARGETS.items():
+        if not environment.get(target, "").strip():
+            environment[target] = dial_address(environment[listen])
     return environment
 
 
@@ -161,19 +174,24 @@ async def _run(environment: Mapping[str, str], demo_customers: int) -> int:
 
 
 async def _migrate(environment: Mapping[str, str]) -> None:
-    _say("applying customer database migrations")
-    process = await _spawn(["services.customer", "migrate"], environment)
+    for service, module in MIGRATED_SERVICES:
+        await _migrate_service(service, module, environment)
+
+
+async def _migrate_service(service: str, module: str, environment: Mapping[str, str]) -> None:
+    _say(f"applying {service} database migrations")
+    process = await _spawn([module, "migrate"], environment)
     try:
         code = await asyncio.wait_for(process.wait(), MIGRATION_TIMEOUT_SECONDS)
     except TimeoutError:
-        raise LaunchError(f"migrations did not finish within {MIGRATION_TIMEOUT_SECONDS:.0f} s") from None
+        raise LaunchError(f"{service} migrations did not finish within {MIGRATION_TIMEOUT_SECONDS:.0f} s") from None
     finally:
         # On Ctrl-C too: in a session of its own, the migration would otherwise run on unattended.
         if process.returncode is None:
             process.kill()
             await process.wait()
     if code != 0:
-        raise LaunchError(f"migrations failed with exit code {code}")
+        raise LaunchError(f"{service} migrations failed with exit code {code}")
 
 
 async def _start(spec: ChildSpec, environment: Mapping[str, str]) -> Child:

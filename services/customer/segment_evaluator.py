@@ -73,6 +73,11 @@ async def evaluate_customer(
         left = await segment_store.forget_customer(session, customer_id)
         await _announce(session, customer_id, [], left, 0.0)
         return
+    if customer.erase_time is not None:
+        # Nothing is evaluated or announced about an erased customer: even segment names tell where
+        # they lived and how old they were.
+        await segment_store.forget_customer(session, customer_id)
+        return
     inputs = await segment_store.segment_inputs(session, customer, now.date())
     evaluation = segmentation.evaluate(inputs, config, vip_spend_threshold=vip_threshold, today=now.date())
     entered, left = await segment_store.store_evaluation(

@@ -13,6 +13,7 @@ from tests.otlp_receiver import OtlpReceiver
 from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
 
 CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
+LOYALTY_SERVICE = "crm.loyalty.v1.LoyaltyService"
 
 
 @dataclass
@@ -57,6 +58,8 @@ async def running_system(
             **telemetry,
             "GATEWAY_GRPC_ADDRESS": gateway_address,
             "GATEWAY_CUSTOMER_TARGET": customer_address,
+            # No loyalty service runs here: the gateway must serve the rest without it.
+            "GATEWAY_LOYALTY_TARGET": f"127.0.0.1:{free_port()}",
             "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
             "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
         },

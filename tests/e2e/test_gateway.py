@@ -12,7 +12,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from crm.customer.v1 import customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from tests.e2e.conftest import CUSTOMER_SERVICE, RunningSystem
+from crm.loyalty.v1 import loyalty_service_pb2
+from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+from tests.e2e.conftest import CUSTOMER_SERVICE, LOYALTY_SERVICE, RunningSystem
 from tests.support import create_request, failure, international_format, person, unique_mobile
 
 AS_ALICE = (("x-crm-user", "alice"),)
@@ -80,6 +82,17 @@ async def test_gateway_health_reports_each_exposed_service(gateway_channel: grpc
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
     code, _ = await failure(health.Check(health_pb2.HealthCheckRequest(service="crm.nothing.v1.Nope"), timeout=5))
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_gateway_serves_while_the_loyalty_backend_is_absent_and_says_so(gateway_channel: grpc.aio.Channel):
+    health = health_pb2_grpc.HealthStub(gateway_channel)
+    loyalty = await health.Check(health_pb2.HealthCheckRequest(service=LOYALTY_SERVICE), timeout=5)
+    overall = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert loyalty.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert overall.status == health_pb2.HealthCheckResponse.SERVING
+    stub = LoyaltyServiceStub(gateway_channel)
+    code, _ = await failure(stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name="accounts/x"), timeout=5))
+    assert code == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_gateway_reflection_describes_the_customer_service(gateway_channel: grpc.aio.Channel):

@@ -7,6 +7,7 @@ import pytest
 
 from chassis.settings import DatabaseSettings, Environment, ServerSettings, SettingsError
 from services.customer.settings import DEFAULT_ADDRESS, CustomerSettings
+from services.loyalty.settings import LoyaltySettings
 
 DATABASE_URL = "postgresql://crm:secret@127.0.0.1:5432/customer"
 
@@ -197,3 +198,20 @@ def test_customer_settings_reject_an_unknown_default_region(region: str) -> None
 def test_customer_settings_reject_a_malformed_grpc_address() -> None:
     env = Environment({"CUSTOMER_DATABASE_URL": DATABASE_URL, "CUSTOMER_GRPC_ADDRESS": "localhost"})
     assert _failing_variable(lambda: CustomerSettings.from_environment(env)) == "CUSTOMER_GRPC_ADDRESS"
+
+
+# LoyaltySettings -----------------------------------------------------------------------------------
+
+
+def test_loyalty_settings_need_the_loyalty_database_url() -> None:
+    assert _failing_variable(lambda: LoyaltySettings.from_environment(Environment({}))) == "LOYALTY_DATABASE_URL"
+
+
+def test_loyalty_service_listens_on_50052_unless_told_otherwise() -> None:
+    settings = LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": DATABASE_URL}))
+    assert settings.server.address == "127.0.0.1:50052"
+    assert settings.database.url == DATABASE_URL
+    moved = LoyaltySettings.from_environment(
+        Environment({"LOYALTY_DATABASE_URL": DATABASE_URL, "LOYALTY_GRPC_ADDRESS": "0.0.0.0:6000"})
+    )
+    assert moved.server.address == "0.0.0.0:6000"

@@ -1,0 +1,74 @@
+"""The loyalty service served in-process on a free port, against a migrated database of the session's
+PostgreSQL, and direct access to that database to check what was (not) written."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from chassis.database import async_url
+from chassis.server import ServiceServer
+from chassis.settings import Environment
+from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
+from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+from services.loyalty.app import build_loyalty_server, migrate_loyalty_database
+from services.loyalty.settings import LoyaltySettings
+from tests.support import request_id
+from tools.postgres import PostgresCluster
+
+
+def _settings(url: str) -> LoyaltySettings:
+    return LoyaltySettings.from_environment(
+        Environment(
+            {"LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": "127.0.0.1:0", "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0"}
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def loyalty_database_url(postgres: PostgresCluster, worker_id: str) -> str:
+    """A migrated loyalty database of this test worker."""
+    url = postgres.ensure_database(f"loyalty_it_{worker_id}")
+    migrate_loyalty_database(_settings(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+async def loyalty_server(loyalty_database_url: str) -> AsyncIterator[ServiceServer]:
+    """The loyalty service on a free port of 127.0.0.1."""
+    server = build_loyalty_server(_settings(loyalty_database_url))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def loyalty_channel(loyalty_server: ServiceServer) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the in-process loyalty service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{loyalty_server.port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+def loyalty_stub(loyalty_channel: grpc.aio.Channel) -> LoyaltyServiceStub:
+    """A client of the in-process loyalty service."""
+    return LoyaltyServiceStub(loyalty_channel)
+
+
+@pytest.fixture(scope="session")
+async def loyalty_engine(loyalty_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """Direct access to the loyalty database."""
+    engine = create_async_engine(async_url(loyalty_database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def account(loyalty_stub: LoyaltyServiceStub) -> loyalty_pb2.Account:
+    """A freshly opened, empty account."""
+    return await loyalty_stub.OpenAccount(
+        loyalty_service_pb2.OpenAccountRequest(customer=f"customers/{uuid.uuid4()}", request_id=request_id()),
+        timeout=5,
+    )

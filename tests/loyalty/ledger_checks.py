@@ -1,0 +1,26 @@
+"""Reads of the loyalty database that tests use to check what was (not) written."""
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def entry_count(engine: AsyncEngine) -> int:
+    """How many ledger entries the database holds, over every account."""
+    async with engine.connect() as connection:
+        return (await connection.execute(text("SELECT count(*) FROM ledger_entries"))).scalar_one()
+
+
+async def ledger_sum(engine: AsyncEngine, account_name: str) -> tuple[int, int]:
+    """An account's stored balance and the sum of its entries."""
+    account_id = account_name.removeprefix("accounts/")
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT a.balance, (SELECT coalesce(sum(points), 0) FROM ledger_entries e "
+                    "WHERE e.account_id = a.id) AS total FROM accounts a WHERE a.id = :id"
+                ),
+                {"id": account_id},
+            )
+        ).one()
+    return row.balance, row.total
