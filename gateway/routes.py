@@ -67,5 +67,7 @@ EXPOSED_SERVICES = (
         descriptor=loyalty_service_pb2.DESCRIPTOR.services_by_name["LoyaltyService"],
         target_variable=LOYALTY_TARGET[0],
         default_target=LOYALTY_TARGET[1],
+        # The schedule runs inside the service; operators trigger it from inside the cluster only.
+        internal_methods=frozenset({"RunScheduledWork"}),
     ),
 )

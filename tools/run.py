@@ -15,6 +15,7 @@ Environment, all optional:
   GATEWAY_GRPC_ADDRESS     where the gateway listens (default 127.0.0.1:50050)
   GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default CUSTOMER_GRPC_ADDRESS)
   GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default LOYALTY_GRPC_ADDRESS)
+  LOYALTY_CUSTOMER_FEED_TARGET  whose events open loyalty accounts and earn points (default CUSTOMER_GRPC_ADDRESS)
   CRM_DEMO_CUSTOMERS       demo customers to load into an empty system (default 400; 0 loads none)
 """
 
@@ -45,6 +46,8 @@ DEFAULT_ADDRESSES = {
 MIGRATED_SERVICES = (("customer", "services.customer"), ("loyalty", "services.loyalty"))
 # Where the gateway finds each backend when the caller did not say: target variable -> listen variable.
 GATEWAY_TARGETS = {"GATEWAY_CUSTOMER_TARGET": "CUSTOMER_GRPC_ADDRESS", "GATEWAY_LOYALTY_TARGET": "LOYALTY_GRPC_ADDRESS"}
+# Services that follow another's event feed: feed variable -> the producer's listen variable.
+FEED_TARGETS = {"LOYALTY_CUSTOMER_FEED_TARGET": "CUSTOMER_GRPC_ADDRESS"}
 MIGRATION_TIMEOUT_SECONDS = 120.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
@@ -115,7 +118,7 @@ def child_environment(environ: Mapping[str, str], database_urls: Mapping[str, st
         environment.setdefault(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
     # Rank for VIP often, so that the demo shows the value-vip segment within seconds.
     environment.setdefault("CUSTOMER_VIP_RANK_INTERVAL_SECONDS", "10")
-    for target, listen in GATEWAY_TARGETS.items():
+    for target, listen in {**GATEWAY_TARGETS, **FEED_TARGETS}.items():
         if not environment.get(target, "").strip():
             environment[target] = dial_address(environment[listen])
     return environment

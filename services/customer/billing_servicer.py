@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import grpc
 from google.type import money_pb2
@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.database import Database
 from chassis.errors import AlreadyExists, FailedPrecondition, invalid_field, not_found
 from chassis.idempotency import IdempotentRunner
+from chassis.money import decimal_to_money, money_to_decimal
 from chassis.outbox import append_event
 from crm.customer.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 from services.customer import billing, billing_store, store
 from services.customer.mapping import customer_name, date_from_proto, date_to_proto, parse_customer_name, timestamp
 
 Context = grpc.aio.ServicerContext
-_NANOS = Decimal(1_000_000_000)
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -112,20 +112,16 @@ async def _lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
 
 
 def _amount(money: money_pb2.Money, field: str) -> billing.Amount:
-    if money.nanos and (money.units > 0 > money.nanos or money.units < 0 < money.nanos):
+    value = money_to_decimal(money)
+    if value is None:
         raise invalid_field(field, "units and nanos must have the same sign")
-    try:
-        value = Decimal(money.units) + Decimal(money.nanos) / _NANOS
-    except InvalidOperation:
-        raise invalid_field(field, "is not a valid amount") from None
     if value != value.quantize(Decimal("0.01")):
         raise invalid_field(field, "must not have more than two decimal places")
     return billing.Amount(value, money.currency_code)
 
 
 def _money(value: Decimal, currency: str) -> money_pb2.Money:
-    units = int(value)
-    return money_pb2.Money(currency_code=currency, units=units, nanos=int((value - units) * _NANOS))
+    return decimal_to_money(value, currency)
 
 
 def _invoice_to_proto(customer_id: uuid.UUID, invoice: billing.Invoice, now: datetime) -> billing_pb2.Invoice:

@@ -1,16 +1,21 @@
-"""Assembles the loyalty service: database, servicers, outbox numbering and the server."""
+"""Assembles the loyalty service: database, servicers, outbox numbering, the customer events it
+follows, its scheduled work and the server."""
 
+import asyncio
 from pathlib import Path
 
 import grpc
 
+from chassis.background import RepeatingTask
 from chassis.database import Database, create_engine, migrate
+from chassis.event_consumer import EventConsumer
 from chassis.event_feed import EVENT_FEED_SERVICE_NAME, EventFeedServicer
 from chassis.outbox import outbox_sequencer
 from chassis.server import ServiceServer, build_server
 from chassis.telemetry import instrument_engine
 from crm.common.v1 import events_pb2_grpc
 from crm.loyalty.v1 import loyalty_service_pb2, loyalty_service_pb2_grpc
+from services.loyalty import earning, scheduled
 from services.loyalty.servicer import LoyaltyServicer
 from services.loyalty.settings import LoyaltySettings
 
@@ -38,10 +43,42 @@ def build_loyalty_server(settings: LoyaltySettings) -> ServiceServer:
         register=register,
         readiness=database.is_reachable,
     )
-    server.on_start.append(sequencer.start)
+
+    async def run_due_work() -> bool:
+        await scheduled.run_scheduled_work(database)
+        return False
+
+    schedule = RepeatingTask("loyalty-schedule", run_due_work, settings.schedule_interval_seconds)
+    server.on_start.extend([sequencer.start, schedule.start])
     server.on_stopping.append(event_feed.stop_following)
-    server.on_stop.extend([sequencer.stop, database.close])
+    if settings.customer_feed_target:
+        _follow_customer_events(server, database, settings.customer_feed_target)
+    server.on_stop.extend([schedule.stop, sequencer.stop, database.close])
     return server
+
+
+def _follow_customer_events(server: ServiceServer, database: Database, target: str) -> None:
+    """Applies the customer service's events while the server runs, each exactly once."""
+    consumer = EventConsumer(
+        name=earning.CONSUMER_NAME,
+        producer=earning.PRODUCER_NAME,
+        feed=target,
+        database=database,
+        handler=earning.apply_customer_event,
+        event_types=earning.EVENT_TYPES,
+    )
+    running: list[asyncio.Task[None]] = []
+
+    def start() -> None:
+        running.append(asyncio.create_task(consumer.run_until_stopped(), name="loyalty-customer-events"))
+
+    async def stop() -> None:
+        consumer.stop()
+        await asyncio.gather(*running, return_exceptions=True)
+        await consumer.close()
+
+    server.on_start.append(start)
+    server.on_stop.insert(0, stop)
 
 
 def migrate_loyalty_database(settings: LoyaltySettings) -> None:

@@ -30,9 +30,22 @@ class EntryKind(StrEnum):
     EXPIRE = "EXPIRE"
 
 
+class AccountState(StrEnum):
+    """Whether an account takes postings."""
+
+    ACTIVE = "ACTIVE"
+    CLOSED = "CLOSED"
+
+
 # Kinds whose points count as earned or redeemed over the account's life.
 _EARNING_KINDS = frozenset({EntryKind.EARN, EntryKind.GOODWILL})
 _REDEEMING_KINDS = frozenset({EntryKind.REDEEM, EntryKind.CAPTURE})
+# Credits that bring new points, each into a lot of its own that lapses.
+NEW_POINT_KINDS = frozenset({EntryKind.EARN, EntryKind.GOODWILL, EntryKind.ADJUST})
+# What a reversal can undo: credits of new points, and spending.
+REVERSIBLE_KINDS = frozenset(
+    {EntryKind.EARN, EntryKind.GOODWILL, EntryKind.ADJUST, EntryKind.REDEEM, EntryKind.CAPTURE}
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,12 @@ class Account:
     """Number of the newest entry; entries are numbered 1, 2, 3... per account."""
     create_time: datetime | None = None
     update_time: datetime | None = None
+    reserved: int = 0
+    """Points held by reservations; not spendable, not lost."""
+    lifetime_expired: int = 0
+    tier: str = ""
+    tier_review_time: datetime | None = None
+    state: AccountState = AccountState.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,14 @@ class Posting:
     reversed_entry: int | None = None
     reversed_kind: EntryKind | None = None
     """For a reversal, the kind of the entry it undoes (keeps the lifetime totals net)."""
+    reserved_change: int = 0
+    """Signed change of the reserved points."""
+    rule: str = ""
+    """The earning rule that produced a credit."""
+    source_key: str = ""
+    """The fact a rule credits, unique per rule and account (an event id, "tenure-3")."""
+    source_event: uuid.UUID | None = None
+    reservation: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,22 @@ class Entry:
     reversed_entry: int | None
     actor: str
     create_time: datetime
+    reserved_change: int = 0
+    rule: str = ""
+    source_event: uuid.UUID | None = None
+    reservation: uuid.UUID | None = None
+    expire_time: datetime | None = None
+    """For a credit of new points, when they lapse."""
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Points of one credit that are still spendable, and when they lapse."""
+
+    number: int
+    """The entry that credited them."""
+    expire_time: datetime
+    remaining: int
 
 
 def earning(points: int, reason: str, source_reference: str = "") -> Posting:
@@ -96,44 +139,96 @@ def redemption(points: int, reason: str, source_reference: str = "") -> Posting:
     )
 
 
+def earning_by_rule(points: int, rule_id: str, reason: str, source_key: str, source_event: uuid.UUID | None) -> Posting:
+    """Points an earning rule credits for one business fact."""
+    return Posting(
+        EntryKind.EARN,
+        points,
+        reason[:MAX_REASON_LENGTH],
+        rule=rule_id,
+        source_key=source_key,
+        source_event=source_event,
+    )
+
+
+def reservation_hold(points: int, reservation: uuid.UUID, reason: str) -> Posting:
+    """Points moved from available to reserved for a partner-shop redemption."""
+    return Posting(EntryKind.RESERVE, -points, reason, reserved_change=points, reservation=reservation)
+
+
+def reservation_capture(points: int, reservation: uuid.UUID, reason: str) -> Posting:
+    """Reserved points spent: the prize was handed over."""
+    return Posting(EntryKind.CAPTURE, 0, reason, reserved_change=-points, reservation=reservation)
+
+
+def reservation_release(points: int, reservation: uuid.UUID, reason: str) -> Posting:
+    """Reserved points given back to the available balance."""
+    return Posting(EntryKind.RELEASE, points, reason, reserved_change=-points, reservation=reservation)
+
+
+def expiry(points: int, reason: str) -> Posting:
+    """Points that lapsed unused."""
+    return Posting(EntryKind.EXPIRE, -points, reason)
+
+
+def spent_points(entry: Entry) -> int:
+    """Points an entry took out of the customer's hands for good (a redemption or a capture)."""
+    return -entry.reserved_change if entry.kind is EntryKind.CAPTURE else -entry.points
+
+
 def reversal(target: Entry, *, already_reversed: bool, reason: str = "") -> Posting:
-    """The exact opposite of `target`; a reversal cannot be reversed, and nothing is reversed twice."""
-    name = {"entry": str(target.number)}
-    if target.kind is EntryKind.REVERSE:
-        raise FailedPrecondition("REVERSAL_NOT_REVERSIBLE", "a reversal cannot itself be reversed", name)
+    """The exact opposite of what `target` did to the customer's points: a credit taken back, or
+    spent points returned. Reservations are released rather than reversed; nothing is reversed twice."""
+    name = {"entry": str(target.number), "kind": target.kind.value}
+    if target.kind not in REVERSIBLE_KINDS:
+        raise FailedPrecondition("NOT_REVERSIBLE", f"a {target.kind.value.lower()} entry cannot be reversed", name)
     if already_reversed:
         raise FailedPrecondition("ALREADY_REVERSED", f"entry {target.number} was reversed before", name)
     violations = Violations()
     if len(reason.strip()) > MAX_REASON_LENGTH:
         violations.add("reason", f"must be at most {MAX_REASON_LENGTH} characters")
     violations.raise_if_any()
+    points = spent_points(target) if target.kind in _REDEEMING_KINDS else -target.points
     return Posting(
         EntryKind.REVERSE,
-        -target.points,
+        points,
         reason.strip() or f"reversal of entry {target.number}",
         reversed_entry=target.number,
         reversed_kind=target.kind,
     )
 
 
-def post(account: Account, posting: Posting, *, actor: str, now: datetime) -> tuple[Account, Entry]:
+def post(
+    account: Account, posting: Posting, *, actor: str, now: datetime, expire_time: datetime | None = None
+) -> tuple[Account, Entry]:
     """The account after `posting` and the entry that records it; INSUFFICIENT_POINTS when the
-    balance would go below zero."""
+    balance would go below zero, ACCOUNT_CLOSED when the customer was erased. `expire_time` is when
+    new points lapse."""
+    if account.state is AccountState.CLOSED and posting.kind not in (EntryKind.EXPIRE, EntryKind.RELEASE):
+        raise FailedPrecondition(
+            "ACCOUNT_CLOSED", "the account was closed when its customer was erased", {"account": str(account.id)}
+        )
     balance = account.balance + posting.points
+    reserved = account.reserved + posting.reserved_change
     if balance < 0:
         raise FailedPrecondition(
             "INSUFFICIENT_POINTS",
             f"the account holds {account.balance} points; {-posting.points} are needed",
             {"available_points": str(account.balance), "required_points": str(-posting.points)},
         )
+    if reserved < 0:
+        raise FailedPrecondition("RESERVATION_SETTLED", "the reserved points were settled before")
     counted_kind = posting.reversed_kind if posting.kind is EntryKind.REVERSE else posting.kind
     earned = posting.points if counted_kind in _EARNING_KINDS else 0
-    redeemed = -posting.points if counted_kind in _REDEEMING_KINDS else 0
+    # A capture spends reserved points; its reversal gives them back as available points.
+    redeemed = (-posting.points - posting.reserved_change) if counted_kind in _REDEEMING_KINDS else 0
     updated = replace(
         account,
         balance=balance,
+        reserved=reserved,
         lifetime_earned=account.lifetime_earned + earned,
         lifetime_redeemed=account.lifetime_redeemed + redeemed,
+        lifetime_expired=account.lifetime_expired + (-posting.points if posting.kind is EntryKind.EXPIRE else 0),
         entry_count=account.entry_count + 1,
         update_time=now,
     )
@@ -148,8 +243,32 @@ def post(account: Account, posting: Posting, *, actor: str, now: datetime) -> tu
         reversed_entry=posting.reversed_entry,
         actor=actor,
         create_time=now,
+        reserved_change=posting.reserved_change,
+        rule=posting.rule,
+        source_event=posting.source_event,
+        reservation=posting.reservation,
+        expire_time=expire_time if posting.kind in NEW_POINT_KINDS else None,
     )
     return updated, entry
+
+
+def plan_draws(lots: list[Lot], points: int, *, first: int | None = None) -> list[tuple[int, int]]:
+    """Which lots a debit of `points` takes from: the lot numbered `first` when given (a credit
+    being reversed), then the lots that lapse soonest. Returns (lot, points) pairs."""
+    ordered = sorted(lots, key=lambda lot: (lot.number != first, lot.expire_time, lot.number))
+    draws: list[tuple[int, int]] = []
+    left = points
+    for lot in ordered:
+        if left <= 0:
+            break
+        take = min(lot.remaining, left)
+        if take > 0:
+            draws.append((lot.number, take))
+            left -= take
+    if left > 0:
+        # The balance covered the debit, so the lots must too; anything else is a broken ledger.
+        raise AssertionError(f"lots hold {points - left} points, {points} needed")
+    return draws
 
 
 def _checked_credit(points: int, reason: str, source_reference: str) -> int:

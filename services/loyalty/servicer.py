@@ -4,15 +4,21 @@ Every mutation runs once per request id, in one transaction with the stored answ
 """
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import Database
+from chassis.errors import invalid_field
 from chassis.idempotency import IdempotentRunner
 from chassis.pagination import read_page_request
-from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, loyalty_service_pb2_grpc
-from services.loyalty import accounts, ledger, mapping, store
+from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, loyalty_service_pb2_grpc, program_pb2, rewards_pb2
+from services.loyalty import accounts, kpis, ledger, mapping, programs, redemptions, rewards, scheduled, store
+
+DEFAULT_EXPIRING_HORIZON = timedelta(days=90)
+MAX_EXPIRING_HORIZON = timedelta(days=3660)
+DEFAULT_KPI_PERIOD = timedelta(days=30)
 
 Context = grpc.aio.ServicerContext
 
@@ -82,6 +88,200 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
             result = await accounts.list_entries(session, account_id, page, criteria)
         return loyalty_service_pb2.ListEntriesResponse(
             entries=[mapping.entry_to_proto(e) for e in result.items], next_page_token=result.next_page_token
+        )
+
+    async def GetBalance(
+        self, request: loyalty_service_pb2.GetBalanceRequest, context: Context
+    ) -> loyalty_service_pb2.Balance:
+        account_id = mapping.parse_account_child(request.name, "balance")
+        horizon = mapping.parse_duration(request.expiring_within, request.HasField("expiring_within"))
+        if horizon is not None and not timedelta(0) < horizon <= MAX_EXPIRING_HORIZON:
+            raise invalid_field("expiring_within", "must be positive and at most 3,660 days")
+        async with self._database.transaction() as session:
+            view = await accounts.balance(session, account_id, horizon or DEFAULT_EXPIRING_HORIZON)
+        return loyalty_service_pb2.Balance(
+            name=request.name,
+            available_points=view.available,
+            reserved_points=view.reserved,
+            expiring=[
+                loyalty_service_pb2.ExpiringPoints(expire_time=mapping.timestamp(day), points=points)
+                for day, points in view.expiring
+            ],
+        )
+
+    async def GetTierStatus(
+        self, request: loyalty_service_pb2.GetTierStatusRequest, context: Context
+    ) -> loyalty_service_pb2.TierStatus:
+        account_id = mapping.parse_account_child(request.name, "tierStatus")
+        async with self._database.transaction() as session:
+            view = await accounts.tier_status(session, account_id)
+        return loyalty_service_pb2.TierStatus(
+            name=request.name,
+            tier=view.tier,
+            qualifying_points=view.qualifying_points,
+            window_start_time=mapping.timestamp(view.window_start),
+            next_tier=view.next_tier,
+            points_to_next_tier=view.points_to_next_tier,
+            review_time=mapping.timestamp(view.review_time),
+            qualified_tier=view.qualified_tier,
+        )
+
+    async def RedeemReward(
+        self, request: loyalty_service_pb2.RedeemRewardRequest, context: Context
+    ) -> loyalty_pb2.LedgerEntry:
+        account_id = mapping.parse_account_name(request.account, "account")
+        reward_id = mapping.parse_reward_name(request.reward)
+
+        async def redeem(session: AsyncSession) -> loyalty_pb2.LedgerEntry:
+            entry = await redemptions.redeem_reward(session, account_id, reward_id, request.request_id)
+            return mapping.entry_to_proto(entry)
+
+        return await self._once.run(request, loyalty_pb2.LedgerEntry, redeem)
+
+    async def ReserveReward(
+        self, request: loyalty_service_pb2.ReserveRewardRequest, context: Context
+    ) -> rewards_pb2.Reservation:
+        account_id = mapping.parse_account_name(request.account, "account")
+        reward_id = mapping.parse_reward_name(request.reward)
+        partner = rewards.check_partner(request.partner)
+        hold = rewards.hold_duration(mapping.parse_duration(request.hold_duration, request.HasField("hold_duration")))
+
+        async def reserve(session: AsyncSession) -> rewards_pb2.Reservation:
+            reservation = await redemptions.reserve_reward(
+                session, account_id, reward_id, partner, hold, request.request_id
+            )
+            return mapping.reservation_to_proto(reservation)
+
+        return await self._once.run(request, rewards_pb2.Reservation, reserve)
+
+    async def CaptureReservation(
+        self, request: loyalty_service_pb2.CaptureReservationRequest, context: Context
+    ) -> rewards_pb2.Reservation:
+        account_id, reservation_id = mapping.parse_reservation_name(request.name)
+
+        async def capture(session: AsyncSession) -> rewards_pb2.Reservation:
+            reservation = await redemptions.capture(session, account_id, reservation_id, request.request_id)
+            return mapping.reservation_to_proto(reservation)
+
+        return await self._once.run(request, rewards_pb2.Reservation, capture)
+
+    async def ReleaseReservation(
+        self, request: loyalty_service_pb2.ReleaseReservationRequest, context: Context
+    ) -> rewards_pb2.Reservation:
+        account_id, reservation_id = mapping.parse_reservation_name(request.name)
+        if len(request.reason) > ledger.MAX_REASON_LENGTH:
+            raise invalid_field("reason", f"must be at most {ledger.MAX_REASON_LENGTH} characters")
+
+        async def release(session: AsyncSession) -> rewards_pb2.Reservation:
+            reservation = await redemptions.release(
+                session, account_id, reservation_id, request.reason, request.request_id
+            )
+            return mapping.reservation_to_proto(reservation)
+
+        return await self._once.run(request, rewards_pb2.Reservation, release)
+
+    async def GetReservation(
+        self, request: loyalty_service_pb2.GetReservationRequest, context: Context
+    ) -> rewards_pb2.Reservation:
+        account_id, reservation_id = mapping.parse_reservation_name(request.name)
+        async with self._database.transaction() as session:
+            reservation = await redemptions.get_reservation(session, account_id, reservation_id)
+        return mapping.reservation_to_proto(reservation)
+
+    async def GetProgram(self, request: loyalty_service_pb2.GetProgramRequest, context: Context) -> program_pb2.Program:
+        if request.name != mapping.PROGRAM_NAME:
+            raise invalid_field("name", f"must be {mapping.PROGRAM_NAME!r}")
+        async with self._database.transaction() as session:
+            program = await programs.current_program(session)
+        return mapping.program_to_proto(program)
+
+    async def UpdateProgram(
+        self, request: loyalty_service_pb2.UpdateProgramRequest, context: Context
+    ) -> program_pb2.Program:
+        async def update(session: AsyncSession) -> program_pb2.Program:
+            return mapping.program_to_proto(await programs.update_program(session, request.program))
+
+        return await self._once.run(request, program_pb2.Program, update)
+
+    async def CreateReward(
+        self, request: loyalty_service_pb2.CreateRewardRequest, context: Context
+    ) -> rewards_pb2.Reward:
+        reward = mapping.reward_from_proto(request.reward, request.reward_id)
+
+        async def create(session: AsyncSession) -> rewards_pb2.Reward:
+            return mapping.reward_to_proto(await redemptions.create_reward(session, reward))
+
+        return await self._once.run(request, rewards_pb2.Reward, create)
+
+    async def GetReward(self, request: loyalty_service_pb2.GetRewardRequest, context: Context) -> rewards_pb2.Reward:
+        reward_id = mapping.parse_reward_name(request.name, "name")
+        async with self._database.transaction() as session:
+            reward = await redemptions.get_reward(session, reward_id)
+        return mapping.reward_to_proto(reward)
+
+    async def ListRewards(
+        self, request: loyalty_service_pb2.ListRewardsRequest, context: Context
+    ) -> loyalty_service_pb2.ListRewardsResponse:
+        account_id = None
+        if request.eligible_account:
+            account_id = mapping.parse_account_name(request.eligible_account, "eligible_account")
+        criteria = {"eligible_account": request.eligible_account}
+        page = read_page_request(request.page_size, request.page_token, criteria)
+        async with self._database.transaction() as session:
+            result = await redemptions.list_rewards(session, page, criteria, account_id)
+        return loyalty_service_pb2.ListRewardsResponse(
+            rewards=[mapping.reward_to_proto(r) for r in result.items], next_page_token=result.next_page_token
+        )
+
+    async def RestockReward(
+        self, request: loyalty_service_pb2.RestockRewardRequest, context: Context
+    ) -> rewards_pb2.Reward:
+        reward_id = mapping.parse_reward_name(request.reward)
+        partner = rewards.check_partner(request.partner)
+
+        async def restock(session: AsyncSession) -> rewards_pb2.Reward:
+            return mapping.reward_to_proto(await redemptions.restock(session, reward_id, partner, request.quantity))
+
+        return await self._once.run(request, rewards_pb2.Reward, restock)
+
+    async def GetProgramKpis(
+        self, request: loyalty_service_pb2.GetProgramKpisRequest, context: Context
+    ) -> loyalty_service_pb2.ProgramKpis:
+        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else datetime.now(UTC)
+        start = (
+            request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else end - DEFAULT_KPI_PERIOD
+        )
+        if start >= end:
+            raise invalid_field("start_time", "must be before end_time")
+        async with self._database.transaction() as session:
+            figures = await kpis.program_kpis(session, start, end)
+        return loyalty_service_pb2.ProgramKpis(
+            start_time=mapping.timestamp(figures.start),
+            end_time=mapping.timestamp(figures.end),
+            outstanding_points=figures.outstanding_points,
+            liability=mapping.money_to_proto(figures.liability),
+            earned_points=figures.earned,
+            redeemed_points=figures.redeemed,
+            expired_points=figures.expired,
+            redemption_rate=figures.redemption_rate,
+            members_per_tier=[
+                loyalty_service_pb2.TierMembers(tier=tier, accounts=count) for tier, count in figures.members_per_tier
+            ],
+            redeeming_accounts=figures.redeeming_accounts,
+            active_accounts=figures.active_accounts,
+        )
+
+    async def RunScheduledWork(
+        self, request: loyalty_service_pb2.RunScheduledWorkRequest, context: Context
+    ) -> loyalty_service_pb2.RunScheduledWorkResponse:
+        done = await scheduled.run_scheduled_work(self._database)
+        return loyalty_service_pb2.RunScheduledWorkResponse(
+            expired_points=done.expired_points,
+            accounts_with_expired_points=done.accounts_with_expired_points,
+            expired_reservations=done.expired_reservations,
+            tiers_reviewed=done.tiers_reviewed,
+            tiers_lowered=done.tiers_lowered,
+            anniversary_credits=done.anniversary_credits,
         )
 
     async def _post(

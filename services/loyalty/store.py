@@ -6,7 +6,8 @@ zero even if the rules above were wrong.
 """
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, Row, text
@@ -15,20 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.errors import Aborted
 from chassis.idempotency import idempotency_table
 from chassis.pagination import PageRequest
-from services.loyalty.ledger import Account, Entry, EntryKind
+from services.loyalty.ledger import Account, AccountState, Entry, EntryKind, Lot
 
 metadata = MetaData()
 idempotency_keys = idempotency_table(metadata)
 
 
-async def open_account(session: AsyncSession, account_id: uuid.UUID, *, actor: str, now: datetime) -> bool:
-    """Creates an empty account; False when it exists already."""
+async def open_account(session: AsyncSession, account_id: uuid.UUID, *, tier: str, actor: str, now: datetime) -> bool:
+    """Creates an empty account in `tier`; False when it exists already."""
     result = await session.execute(
         text(
-            "INSERT INTO accounts (id, create_time, creator, update_time) VALUES (:id, :now, :actor, :now) "
-            "ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO accounts (id, tier, create_time, creator, update_time) "
+            "VALUES (:id, :tier, :now, :actor, :now) ON CONFLICT (id) DO NOTHING"
         ),
-        {"id": account_id, "now": now, "actor": actor},
+        {"id": account_id, "tier": tier, "now": now, "actor": actor},
     )
     return bool(result.rowcount)
 
@@ -45,18 +46,23 @@ async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account 
     return _account(row) if row else None
 
 
-async def record_posting(session: AsyncSession, before: Account, after: Account, entry: Entry, request_id: str) -> None:
+async def record_posting(
+    session: AsyncSession, before: Account, after: Account, entry: Entry, request_id: str, source_key: str = ""
+) -> None:
     """Writes the account's new state and the entry that explains it, in the caller's transaction."""
     result = await session.execute(
         text(
-            "UPDATE accounts SET balance = balance + :points, lifetime_earned = :earned, "
-            "lifetime_redeemed = :redeemed, entry_count = entry_count + 1, update_time = :now "
+            "UPDATE accounts SET balance = balance + :points, reserved = reserved + :reserved_change, "
+            "lifetime_earned = :earned, lifetime_redeemed = :redeemed, lifetime_expired = :expired, "
+            "entry_count = entry_count + 1, update_time = :now "
             "WHERE id = :id AND entry_count = :expected_count RETURNING balance"
         ),
         {
             "points": entry.points,
+            "reserved_change": entry.reserved_change,
             "earned": after.lifetime_earned,
             "redeemed": after.lifetime_redeemed,
+            "expired": after.lifetime_expired,
             "now": entry.create_time,
             "id": before.id,
             "expected_count": before.entry_count,
@@ -69,8 +75,10 @@ async def record_posting(session: AsyncSession, before: Account, after: Account,
     await session.execute(
         text(
             "INSERT INTO ledger_entries (account_id, entry, kind, points, balance_after, reason, source_reference, "
-            "request_id, reversed_entry, actor, create_time) VALUES (:account_id, :entry, :kind, :points, "
-            ":balance_after, :reason, :source_reference, :request_id, :reversed_entry, :actor, :create_time)"
+            "request_id, reversed_entry, actor, create_time, reserved_change, rule, source_key, source_event, "
+            "reservation, expire_time) VALUES (:account_id, :entry, :kind, :points, :balance_after, :reason, "
+            ":source_reference, :request_id, :reversed_entry, :actor, :create_time, :reserved_change, :rule, "
+            ":source_key, :source_event, :reservation, :expire_time)"
         ),
         {
             "account_id": entry.account_id,
@@ -84,7 +92,272 @@ async def record_posting(session: AsyncSession, before: Account, after: Account,
             "reversed_entry": entry.reversed_entry,
             "actor": entry.actor,
             "create_time": entry.create_time,
+            "reserved_change": entry.reserved_change,
+            "rule": entry.rule,
+            "source_key": source_key,
+            "source_event": entry.source_event,
+            "reservation": entry.reservation,
+            "expire_time": entry.expire_time,
         },
+    )
+
+
+async def rule_credited(session: AsyncSession, account_id: uuid.UUID, rule: str, source_key: str) -> bool:
+    """Whether the rule credited this fact to the account before."""
+    row = await session.execute(
+        text("SELECT 1 FROM ledger_entries WHERE account_id = :a AND rule = :rule AND source_key = :key"),
+        {"a": account_id, "rule": rule, "key": source_key},
+    )
+    return row.first() is not None
+
+
+async def rule_points_for_reference(
+    session: AsyncSession, account_id: uuid.UUID, rule: str, source_reference: str
+) -> int:
+    """Points a rule credited for one business fact over several events (a line's month), net of reversals."""
+    value = await session.scalar(
+        text(
+            "SELECT coalesce(sum(e.points), 0) FROM ledger_entries e WHERE e.account_id = :a AND e.rule = :rule "
+            "AND e.source_reference = :ref AND NOT EXISTS (SELECT 1 FROM ledger_entries r "
+            "WHERE r.account_id = e.account_id AND r.reversed_entry = e.entry)"
+        ),
+        {"a": account_id, "rule": rule, "ref": source_reference},
+    )
+    return int(value or 0)
+
+
+async def insert_lot(session: AsyncSession, entry: Entry, *, qualifying: bool) -> None:
+    """Opens the lot of a credit of new points; its points count towards tiers when `qualifying`."""
+    await session.execute(
+        text(
+            "INSERT INTO point_lots (account_id, lot, earn_time, expire_time, points, remaining, qualifying) "
+            "VALUES (:a, :lot, :earn, :expire, :points, :points, :qualifying)"
+        ),
+        {
+            "a": entry.account_id,
+            "lot": entry.number,
+            "earn": entry.create_time,
+            "expire": entry.expire_time,
+            "points": entry.points,
+            "qualifying": entry.points if qualifying else 0,
+        },
+    )
+
+
+async def spendable_lots(
+    session: AsyncSession, account_id: uuid.UUID, points: int, *, first: int | None = None
+) -> list[Lot]:
+    """The lots a debit of `points` would draw on: lot `first` (when given) and then the lots that
+    lapse soonest, only as many as cover the points."""
+    rows = await session.execute(
+        text(
+            "SELECT lot, expire_time, remaining FROM (SELECT lot, expire_time, remaining, "
+            "sum(remaining) OVER (ORDER BY lot <> :first, expire_time, lot) - remaining AS before "
+            "FROM point_lots WHERE account_id = :a AND remaining > 0) lots WHERE before < :points"
+        ),
+        {"a": account_id, "points": points, "first": first if first is not None else -1},
+    )
+    return [Lot(number=row.lot, expire_time=row.expire_time, remaining=row.remaining) for row in rows]
+
+
+_DRAWS = "unnest(CAST(:lots AS bigint[]), CAST(:points AS bigint[])) AS d(lot, points)"
+
+
+async def draw_lots(session: AsyncSession, account_id: uuid.UUID, entry: int, draws: list[tuple[int, int]]) -> None:
+    """Takes points out of lots for a debit and remembers where they came from."""
+    if not draws:
+        return
+    params = {"a": account_id, "entry": entry, "lots": [lot for lot, _ in draws], "points": [p for _, p in draws]}
+    await session.execute(
+        text(
+            "UPDATE point_lots l SET remaining = l.remaining - d.points "
+            f"FROM {_DRAWS} WHERE l.account_id = :a AND l.lot = d.lot"
+        ),
+        params,
+    )
+    await session.execute(
+        text(
+            "INSERT INTO lot_draws (account_id, entry, lot, points) "
+            f"SELECT :a, :entry, d.lot, d.points FROM {_DRAWS}"
+        ),
+        params,
+    )
+
+
+async def restore_draws(session: AsyncSession, account_id: uuid.UUID, debit_entry: int) -> None:
+    """Puts the points a debit took back into the lots they came from (they keep their lapse dates)."""
+    await session.execute(
+        text(
+            "UPDATE point_lots l SET remaining = l.remaining + d.points FROM lot_draws d "
+            "WHERE d.account_id = :a AND d.entry = :entry AND l.account_id = d.account_id AND l.lot = d.lot"
+        ),
+        {"a": account_id, "entry": debit_entry},
+    )
+
+
+async def stop_qualifying(session: AsyncSession, account_id: uuid.UUID, lot: int) -> None:
+    """A reversed credit no longer counts towards tiers."""
+    await session.execute(
+        text("UPDATE point_lots SET qualifying = 0 WHERE account_id = :a AND lot = :lot"), {"a": account_id, "lot": lot}
+    )
+
+
+async def qualifying_points(session: AsyncSession, account_id: uuid.UUID, since: datetime) -> int:
+    """Points earned since `since` that count towards tiers."""
+    value = await session.scalar(
+        text(
+            "SELECT coalesce(sum(qualifying), 0) FROM point_lots "
+            "WHERE account_id = :a AND earn_time > :since AND qualifying > 0"
+        ),
+        {"a": account_id, "since": since},
+    )
+    return int(value or 0)
+
+
+async def lapsed_lots(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> list[Lot]:
+    """The account's lots past their lapse time that still hold points."""
+    rows = await session.execute(
+        text(
+            "SELECT lot, expire_time, remaining FROM point_lots "
+            "WHERE account_id = :a AND remaining > 0 AND expire_time <= :now ORDER BY expire_time, lot"
+        ),
+        {"a": account_id, "now": now},
+    )
+    return [Lot(number=row.lot, expire_time=row.expire_time, remaining=row.remaining) for row in rows]
+
+
+async def accounts_with_lapsed_lots(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Accounts holding points past their lapse time."""
+    rows = await session.execute(
+        text("SELECT DISTINCT account_id FROM point_lots WHERE remaining > 0 AND expire_time <= :now LIMIT :limit"),
+        {"now": now, "limit": limit},
+    )
+    return [row.account_id for row in rows]
+
+
+async def expiring_points(session: AsyncSession, account_id: uuid.UUID, until: datetime) -> list[tuple[datetime, int]]:
+    """Spendable points lapsing before `until`, summed per UTC day, earliest first."""
+    rows = await session.execute(
+        text(
+            "SELECT date_trunc('day', expire_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day, "
+            "sum(remaining) AS points FROM point_lots WHERE account_id = :a AND remaining > 0 "
+            "AND expire_time < :until GROUP BY 1 ORDER BY 1"
+        ),
+        {"a": account_id, "until": until},
+    )
+    return [(row.day, int(row.points)) for row in rows]
+
+
+async def set_tier(session: AsyncSession, account_id: uuid.UUID, tier: str, review_time: datetime | None) -> None:
+    """Records the account's tier and when it is next reviewed."""
+    await session.execute(
+        text("UPDATE accounts SET tier = :tier, tier_review_time = :review WHERE id = :a"),
+        {"a": account_id, "tier": tier, "review": review_time},
+    )
+
+
+async def accounts_due_for_review(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Open accounts whose tier review time has come."""
+    rows = await session.execute(
+        text(
+            "SELECT id FROM accounts WHERE state = 'ACTIVE' AND tier_review_time <= :now "
+            "ORDER BY tier_review_time LIMIT :limit"
+        ),
+        {"now": now, "limit": limit},
+    )
+    return [row.id for row in rows]
+
+
+async def accounts_due_for_anniversary(session: AsyncSession, today: date, limit: int) -> list[uuid.UUID]:
+    """Open accounts whose next tenure anniversary has come."""
+    rows = await session.execute(
+        text(
+            "SELECT id FROM accounts WHERE state = 'ACTIVE' AND next_anniversary <= :today "
+            "ORDER BY next_anniversary LIMIT :limit"
+        ),
+        {"today": today, "limit": limit},
+    )
+    return [row.id for row in rows]
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    """What the account keeps of its customer for earning conditions and tenure."""
+
+    segments: frozenset[str]
+    regions: frozenset[str]
+    tenure_start: date | None
+    next_anniversary: date | None
+
+
+async def customer_profile(session: AsyncSession, account_id: uuid.UUID) -> CustomerProfile:
+    """The customer facts kept on the account (empty when there is no account)."""
+    row = (
+        await session.execute(
+            text("SELECT segments, regions, tenure_start, next_anniversary FROM accounts WHERE id = :a"),
+            {"a": account_id},
+        )
+    ).first()
+    if row is None:
+        return CustomerProfile(frozenset(), frozenset(), None, None)
+    return CustomerProfile(frozenset(row.segments), frozenset(row.regions), row.tenure_start, row.next_anniversary)
+
+
+async def update_customer_profile(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    add_segments: tuple[str, ...] = (),
+    remove_segments: tuple[str, ...] = (),
+    add_regions: tuple[str, ...] = (),
+    tenure_start: date | None = None,
+    next_anniversary: date | None = None,
+) -> None:
+    """Adds and removes segments and regions, and moves the tenure start earlier when given."""
+    await session.execute(
+        text(
+            "UPDATE accounts SET "
+            "segments = ARRAY(SELECT DISTINCT s FROM unnest(segments || CAST(:add_segments AS text[])) AS s "
+            "  WHERE s <> ALL (CAST(:remove_segments AS text[])) ORDER BY s), "
+            "regions = ARRAY(SELECT DISTINCT r FROM unnest(regions || CAST(:add_regions AS text[])) AS r ORDER BY r), "
+            "tenure_start = CASE WHEN CAST(:tenure_start AS date) IS NOT NULL "
+            "  AND (tenure_start IS NULL OR CAST(:tenure_start AS date) < tenure_start) "
+            "  THEN CAST(:tenure_start AS date) ELSE tenure_start END, "
+            "next_anniversary = coalesce(CAST(:next_anniversary AS date), next_anniversary) "
+            "WHERE id = :a"
+        ),
+        {
+            "a": account_id,
+            "add_segments": list(add_segments),
+            "remove_segments": list(remove_segments),
+            "add_regions": list(add_regions),
+            "tenure_start": tenure_start,
+            "next_anniversary": next_anniversary,
+        },
+    )
+
+
+async def close_account(session: AsyncSession, account_id: uuid.UUID) -> bool:
+    """Closes the account and forgets what it knew of the customer; its numbers stay. False when
+    there is no open account."""
+    result = await session.execute(
+        text(
+            "UPDATE accounts SET state = 'CLOSED', segments = '{}', regions = '{}', tenure_start = NULL, "
+            "next_anniversary = NULL, tier_review_time = NULL WHERE id = :a AND state = 'ACTIVE'"
+        ),
+        {"a": account_id},
+    )
+    return bool(result.rowcount)
+
+
+async def erase_entry_words(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """Blanks the words of every entry (reasons may name the customer); the numbers stay."""
+    await session.execute(
+        text(
+            "UPDATE ledger_entries SET reason = 'erased', source_reference = '', request_id = '' "
+            "WHERE account_id = :a AND (reason <> 'erased' OR source_reference <> '' OR request_id <> '')"
+        ),
+        {"a": account_id},
     )
 
 
@@ -128,6 +401,11 @@ def _account(row: Row[Any]) -> Account:
         entry_count=row.entry_count,
         create_time=row.create_time,
         update_time=row.update_time,
+        reserved=row.reserved,
+        lifetime_expired=row.lifetime_expired,
+        tier=row.tier,
+        tier_review_time=row.tier_review_time,
+        state=AccountState(row.state),
     )
 
 
@@ -143,4 +421,52 @@ def _entry(row: Row[Any]) -> Entry:
         reversed_entry=row.reversed_entry,
         actor=row.actor,
         create_time=row.create_time,
+        reserved_change=row.reserved_change,
+        rule=row.rule,
+        source_event=row.source_event,
+        reservation=row.reservation,
+        expire_time=row.expire_time,
     )
+
+
+@dataclass(frozen=True)
+class Flows:
+    """Points that moved in a period, by what moved them."""
+
+    earned: int
+    redeemed: int
+    expired: int
+    redeeming_accounts: int
+
+
+async def flows(session: AsyncSession, start: datetime, end: datetime) -> Flows:
+    """Earned (earn, goodwill), redeemed (redeem, capture) and expired points in [start, end), each
+    net of the reversals written in the period."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT "
+                "coalesce(sum(e.points) FILTER (WHERE coalesce(t.kind, e.kind) IN ('EARN', 'GOODWILL')), 0) AS earned, "
+                "coalesce(sum(-e.points - e.reserved_change) "
+                "  FILTER (WHERE coalesce(t.kind, e.kind) IN ('REDEEM', 'CAPTURE')), 0) AS redeemed, "
+                "coalesce(sum(-e.points) FILTER (WHERE e.kind = 'EXPIRE'), 0) AS expired, "
+                "count(DISTINCT e.account_id) FILTER (WHERE e.kind IN ('REDEEM', 'CAPTURE')) AS redeeming "
+                "FROM ledger_entries e LEFT JOIN ledger_entries t "
+                "  ON e.kind = 'REVERSE' AND t.account_id = e.account_id AND t.entry = e.reversed_entry "
+                "WHERE e.create_time >= :start AND e.create_time < :end"
+            ),
+            {"start": start, "end": end},
+        )
+    ).one()
+    return Flows(int(row.earned), int(row.redeemed), int(row.expired), int(row.redeeming))
+
+
+async def holdings(session: AsyncSession) -> tuple[int, dict[str, int], int]:
+    """Points held now (available and reserved) by every account, open accounts per tier, and the
+    number of open accounts."""
+    outstanding = await session.scalar(text("SELECT coalesce(sum(balance + reserved), 0) FROM accounts"))
+    rows = await session.execute(
+        text("SELECT tier, count(*) AS accounts FROM accounts WHERE state = 'ACTIVE' GROUP BY tier")
+    )
+    per_tier = {row.tier: int(row.accounts) for row in rows}
+    return int(outstanding or 0), per_tier, sum(per_tier.values())

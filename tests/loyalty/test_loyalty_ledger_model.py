@@ -98,7 +98,7 @@ def machine_against(stub: LoyaltyServiceStub, engine: AsyncEngine, loop: asyncio
                     call(lambda: stub.ReverseEntry(request, timeout=10))
                 except grpc.aio.AioRpcError as error:
                     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-                    assert from_rpc_error(error).reason in {"REVERSAL_NOT_REVERSIBLE", "ALREADY_REVERSED"}
+                    assert from_rpc_error(error).reason in {"NOT_REVERSIBLE", "ALREADY_REVERSED"}
                     return
                 raise AssertionError(f"{target.name} was reversed although it may not be")
             count = len(self.entries)

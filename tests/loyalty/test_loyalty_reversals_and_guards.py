@@ -71,7 +71,7 @@ async def test_reversing_a_reversal_is_failed_precondition(
     earned = await _earn(loyalty_stub, account.name, 10)
     reversal = await loyalty_stub.ReverseEntry(_reverse(earned.name), timeout=5)
     code, error = await failure(loyalty_stub.ReverseEntry(_reverse(reversal.name), timeout=5))
-    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "REVERSAL_NOT_REVERSIBLE")
+    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_REVERSIBLE")
 
 
 async def test_reversing_an_earning_already_spent_is_insufficient_points(

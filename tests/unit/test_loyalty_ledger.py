@@ -71,7 +71,7 @@ def test_a_reversal_cannot_be_reversed_and_nothing_is_reversed_twice():
     _, reversal = _post(account, ledger.reversal(earned, already_reversed=False))
     with pytest.raises(FailedPrecondition) as raised:
         ledger.reversal(reversal, already_reversed=False)
-    assert raised.value.reason == "REVERSAL_NOT_REVERSIBLE"
+    assert raised.value.reason == "NOT_REVERSIBLE"
     with pytest.raises(FailedPrecondition) as raised:
         ledger.reversal(earned, already_reversed=True)
     assert raised.value.reason == "ALREADY_REVERSED"
@@ -120,7 +120,7 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             posting = ledger.reversal(target, already_reversed=target.number in self.model_reversed)
         except FailedPrecondition as error:
-            if error.reason == "REVERSAL_NOT_REVERSIBLE":
+            if error.reason == "NOT_REVERSIBLE":
                 assert target.kind is EntryKind.REVERSE
             else:
                 assert error.reason == "ALREADY_REVERSED"
