@@ -142,7 +142,9 @@ def hold_duration(requested: timedelta | None) -> timedelta:
     if requested is None:
         return DEFAULT_HOLD
     if not MIN_HOLD <= requested <= MAX_HOLD:
-        Violations().add("hold_duration", "must be from 1 second to 7 days").raise_if_any()
+        violations = Violations()
+        violations.add("hold_duration", "must be from 1 second to 7 days")
+        violations.raise_if_any()
     return requested
 
 

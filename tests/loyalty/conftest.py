@@ -2,7 +2,8 @@
 PostgreSQL, and direct access to that database to check what was (not) written."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from chassis.database import async_url
 from chassis.server import ServiceServer
 from chassis.settings import Environment
-from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
+from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.loyalty.app import build_loyalty_server, migrate_loyalty_database
 from services.loyalty.settings import LoyaltySettings
@@ -22,7 +23,13 @@ from tools.postgres import PostgresCluster
 def _settings(url: str) -> LoyaltySettings:
     return LoyaltySettings.from_environment(
         Environment(
-            {"LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": "127.0.0.1:0", "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0"}
+            {
+                "LOYALTY_DATABASE_URL": url,
+                "LOYALTY_GRPC_ADDRESS": "127.0.0.1:0",
+                "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
+                # Tests run the scheduled work themselves (RunScheduledWork), at the moment they choose.
+                "LOYALTY_SCHEDULE_INTERVAL_SECONDS": "86400",
+            }
         )
     )
 
@@ -72,3 +79,33 @@ async def account(loyalty_stub: LoyaltyServiceStub) -> loyalty_pb2.Account:
         loyalty_service_pb2.OpenAccountRequest(customer=f"customers/{uuid.uuid4()}", request_id=request_id()),
         timeout=5,
     )
+
+
+ProgramChange = Callable[[program_pb2.Program], None]
+
+
+@pytest.fixture
+def program_changed(
+    loyalty_stub: LoyaltyServiceStub,
+) -> Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]:
+    """`async with program_changed(edit) as program:` runs with the program as `edit` leaves it,
+    then puts the previous program back (the database is shared by the worker's tests)."""
+
+    @asynccontextmanager
+    async def changed(edit: ProgramChange) -> AsyncIterator[program_pb2.Program]:
+        before = await loyalty_stub.GetProgram(loyalty_service_pb2.GetProgramRequest(name="program"), timeout=5)
+        wanted = program_pb2.Program()
+        wanted.CopyFrom(before)
+        edit(wanted)
+        updated = await loyalty_stub.UpdateProgram(
+            loyalty_service_pb2.UpdateProgramRequest(program=wanted, request_id=request_id()), timeout=5
+        )
+        try:
+            yield updated
+        finally:
+            before.etag = updated.etag
+            await loyalty_stub.UpdateProgram(
+                loyalty_service_pb2.UpdateProgramRequest(program=before, request_id=request_id()), timeout=5
+            )
+
+    return changed

@@ -24,3 +24,24 @@ async def ledger_sum(engine: AsyncEngine, account_name: str) -> tuple[int, int]:
             )
         ).one()
     return row.balance, row.total
+
+
+async def ledger_state(engine: AsyncEngine, account_name: str) -> dict[str, int]:
+    """An account's stored balance and reserved points next to the sums of its entries and of its
+    lots' remaining points: the first three must always be equal, and so must the reserved pair."""
+    account_id = account_name.removeprefix("accounts/")
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT a.balance, a.reserved, "
+                    "(SELECT coalesce(sum(points), 0) FROM ledger_entries e WHERE e.account_id = a.id) AS points, "
+                    "(SELECT coalesce(sum(reserved_change), 0) FROM ledger_entries e WHERE e.account_id = a.id) "
+                    "  AS reserved_changes, "
+                    "(SELECT coalesce(sum(remaining), 0) FROM point_lots l WHERE l.account_id = a.id) AS in_lots "
+                    "FROM accounts a WHERE a.id = :id"
+                ),
+                {"id": account_id},
+            )
+        ).one()
+    return dict(row._mapping)
