@@ -45,3 +45,13 @@ async def ledger_state(engine: AsyncEngine, account_name: str) -> dict[str, int]
             )
         ).one()
     return dict(row._mapping)
+
+
+async def lot_remainders(engine: AsyncEngine, account_name: str) -> dict[int, int]:
+    """Points left in each of an account's lots, by the number of the entry that credited them."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT lot, remaining FROM point_lots WHERE account_id = :a"),
+            {"a": account_name.removeprefix("accounts/")},
+        )
+        return {row.lot: row.remaining for row in rows}
