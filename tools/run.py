@@ -32,7 +32,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools import demo_behaviour, demo_data
+from tools import demo_behaviour, demo_data, demo_loyalty
 from tools.postgres import PostgresError, provision_databases
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -246,6 +246,8 @@ async def _ensure_demo_data(gateway: str, customer_service: str, count: int) -> 
         summary = await demo_data.load_demo_data(gateway, count)
         _say("loading their usage and billing")
         behaviour = await demo_behaviour.load_behaviour_data(customer_service)
+        _say("filling the rewards catalog and waiting for the loyalty accounts to earn")
+        loyalty = await demo_loyalty.load_loyalty_demo(gateway, summary.customers)
     except (demo_data.DemoLoadError, grpc.aio.AioRpcError) as error:
         # The system is up and worth exploring even without demo data.
         _say(f"WARNING: demo data not loaded: {error}")
@@ -253,7 +255,8 @@ async def _ensure_demo_data(gateway: str, customer_service: str, count: int) -> 
     _say(
         f"loaded {summary.customers} customers, {summary.subscriptions} lines, "
         f"{summary.consent_records} consent records, {behaviour.usage_records} usage records, "
-        f"{behaviour.invoices} invoices, {behaviour.payments} payments"
+        f"{behaviour.invoices} invoices, {behaviour.payments} payments; {loyalty.accounts} loyalty accounts, "
+        f"{loyalty.rewards} rewards, {loyalty.redemptions} redemptions"
     )
     return summary.samples
 
@@ -294,7 +297,9 @@ def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None) -> None:
     crmctl = _crmctl_command(gateway)
     search = "crm.customer.v1.CustomerService/SearchCustomers"
     examples = [("every service and method", f"{crmctl} list")]
+    loyalty = "crm.loyalty.v1.LoyaltyService"
     if samples is not None:
+        account = "accounts/" + samples.customer_name.removeprefix("customers/")
         examples += [
             ("a customer by phone number", _call(crmctl, search, {"phoneNumber": samples.phone_number})),
             (
@@ -309,7 +314,23 @@ def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None) -> None:
                 "the lines of the customer with that phone number",
                 _call(crmctl, "crm.customer.v1.CustomerService/ListSubscriptions", {"parent": samples.customer_name}),
             ),
+            (
+                "their loyalty points: available, reserved and lapsing soon",
+                _call(crmctl, f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+            ),
+            (
+                "their tier and the way to the next one",
+                _call(crmctl, f"{loyalty}/GetTierStatus", {"name": f"{account}/tierStatus"}),
+            ),
+            (
+                "how they earned and spent points",
+                _call(crmctl, f"{loyalty}/ListEntries", {"parent": account, "pageSize": 5}),
+            ),
         ]
+    examples += [
+        ("the rewards catalog with partner stock", _call(crmctl, f"{loyalty}/ListRewards", {"pageSize": 10})),
+        ("the loyalty program's figures for the last 30 days", _call(crmctl, f"{loyalty}/GetProgramKpis", {})),
+    ]
     lines = [
         "",
         f"The CRM is running. Gateway (gRPC, plaintext, with reflection): {gateway}",

@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 
 from chassis.background import RepeatingTask
+from chassis.caller import Caller, set_current_caller
 from chassis.database import Database, create_engine, migrate
 from chassis.event_consumer import EventConsumer
 from chassis.event_feed import EVENT_FEED_SERVICE_NAME, EventFeedServicer
@@ -22,6 +23,9 @@ from services.loyalty.settings import LoyaltySettings
 SERVICE_NAME = loyalty_service_pb2.DESCRIPTOR.services_by_name["LoyaltyService"].full_name
 ERROR_DOMAIN = "loyalty.crm"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Who the ledger names as the actor of what the service does on its own.
+EVENTS_ACTOR = Caller(subject="loyalty-earning-rules", kind="service")
+SCHEDULE_ACTOR = Caller(subject="loyalty-schedule", kind="service")
 
 
 def build_loyalty_server(settings: LoyaltySettings) -> ServiceServer:
@@ -45,6 +49,7 @@ def build_loyalty_server(settings: LoyaltySettings) -> ServiceServer:
     )
 
     async def run_due_work() -> bool:
+        set_current_caller(SCHEDULE_ACTOR)
         await scheduled.run_scheduled_work(database)
         return False
 
@@ -69,8 +74,12 @@ def _follow_customer_events(server: ServiceServer, database: Database, target: s
     )
     running: list[asyncio.Task[None]] = []
 
+    async def follow() -> None:
+        set_current_caller(EVENTS_ACTOR)
+        await consumer.run_until_stopped()
+
     def start() -> None:
-        running.append(asyncio.create_task(consumer.run_until_stopped(), name="loyalty-customer-events"))
+        running.append(asyncio.create_task(follow(), name="loyalty-customer-events"))
 
     async def stop() -> None:
         consumer.stop()

@@ -139,12 +139,15 @@ def redemption(points: int, reason: str, source_reference: str = "") -> Posting:
     )
 
 
-def earning_by_rule(points: int, rule_id: str, reason: str, source_key: str, source_event: uuid.UUID | None) -> Posting:
+def earning_by_rule(
+    points: int, rule_id: str, reason: str, source_key: str, source_event: uuid.UUID | None, source_reference: str = ""
+) -> Posting:
     """Points an earning rule credits for one business fact."""
     return Posting(
         EntryKind.EARN,
         points,
         reason[:MAX_REASON_LENGTH],
+        source_reference[:MAX_SOURCE_REFERENCE_LENGTH],
         rule=rule_id,
         source_key=source_key,
         source_event=source_event,

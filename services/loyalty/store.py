@@ -177,8 +177,7 @@ async def draw_lots(session: AsyncSession, account_id: uuid.UUID, entry: int, dr
     )
     await session.execute(
         text(
-            "INSERT INTO lot_draws (account_id, entry, lot, points) "
-            f"SELECT :a, :entry, d.lot, d.points FROM {_DRAWS}"
+            f"INSERT INTO lot_draws (account_id, entry, lot, points) SELECT :a, :entry, d.lot, d.points FROM {_DRAWS}"
         ),
         params,
     )

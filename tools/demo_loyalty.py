@@ -1,0 +1,222 @@
+"""Demo loyalty data for a local run: a rewards catalog (bill discounts, data bundles, vouchers, and
+handsets and prizes stocked at the demo retail partners), and some redemptions by the demo customers
+once the loyalty service has credited their payments, usage and first lines.
+
+Every request carries a fixed request id, so loading twice changes nothing.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from google.type import money_pb2
+
+from crm.customer.v1 import customer_service_pb2
+from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
+from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
+from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+
+CALL_TIMEOUT_SECONDS = 10.0
+CATCH_UP_TIMEOUT_SECONDS = 90.0
+MAX_CUSTOMER_PAGES = 50
+PARTNERS = (
+    "retailers/texnomart",
+    "retailers/mediapark",
+    "retailers/comfy",
+    "retailers/foxtrot",
+    "retailers/thegioididong",
+    "retailers/fpt-shop",
+    "retailers/svyaznoy",
+    "retailers/mvideo",
+)
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """A reward of the demo catalog."""
+
+    reward_id: str
+    display_name: str
+    kind: int
+    points_price: int
+    value_usd: int = 0
+    eligible_tiers: tuple[str, ...] = ()
+    pieces_per_partner: int = 0
+
+
+CATALOG = (
+    CatalogItem("bill-discount-5", "5 USD off the next bill", rewards_pb2.REWARD_KIND_BILL_DISCOUNT, 500, 5),
+    CatalogItem(
+        "bill-discount-20",
+        "20 USD off the next bill",
+        rewards_pb2.REWARD_KIND_BILL_DISCOUNT,
+        1_800,
+        20,
+        eligible_tiers=("silver", "gold", "platinum"),
+    ),
+    CatalogItem("data-bundle-5gb", "5 GB of mobile data for 30 days", rewards_pb2.REWARD_KIND_DATA_BUNDLE, 300),
+    CatalogItem("cinema-voucher", "Two cinema tickets", rewards_pb2.REWARD_KIND_VOUCHER, 400, 8),
+    CatalogItem("smart-speaker", "Smart speaker", rewards_pb2.REWARD_KIND_PRIZE, 1_500, 40, pieces_per_partner=6),
+    CatalogItem(
+        "handset-redmi-note-14",
+        "Redmi Note 14 handset",
+        rewards_pb2.REWARD_KIND_HANDSET,
+        2_500,
+        200,
+        eligible_tiers=("silver", "gold", "platinum"),
+        pieces_per_partner=4,
+    ),
+    CatalogItem(
+        "handset-galaxy-s25",
+        "Samsung Galaxy S25 handset",
+        rewards_pb2.REWARD_KIND_HANDSET,
+        6_000,
+        800,
+        eligible_tiers=("gold", "platinum"),
+        pieces_per_partner=2,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class LoyaltySummary:
+    """What the demo shows."""
+
+    accounts: int
+    rewards: int
+    redemptions: int
+    sample_account: str
+    """An account with points, for the example calls."""
+
+
+async def load_loyalty_demo(target: str, expected_accounts: int) -> LoyaltySummary:
+    """Fills the catalog, waits (bounded) until the accounts of the demo customers exist and have
+    earned, then redeems a few rewards. `target` is the gateway (customers and loyalty)."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = LoyaltyServiceStub(channel)
+        for item in CATALOG:
+            await _create(stub, item)
+        accounts = await _wait_for_accounts(stub, expected_accounts)
+        redemptions, sample = await _redeem_some(channel)
+    return LoyaltySummary(accounts, len(CATALOG), redemptions, sample)
+
+
+async def _create(stub: LoyaltyServiceStub, item: CatalogItem) -> None:
+    reward = rewards_pb2.Reward(
+        display_name=item.display_name,
+        kind=item.kind,
+        points_price=item.points_price,
+        eligible_tiers=item.eligible_tiers,
+        value=money_pb2.Money(currency_code="USD", units=item.value_usd) if item.value_usd else None,
+    )
+    try:
+        await stub.CreateReward(
+            loyalty_service_pb2.CreateRewardRequest(
+                reward=reward, reward_id=item.reward_id, request_id=f"demo-reward-{item.reward_id}"
+            ),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+    for partner in PARTNERS if item.pieces_per_partner else ():
+        await stub.RestockReward(
+            loyalty_service_pb2.RestockRewardRequest(
+                reward=f"rewards/{item.reward_id}",
+                partner=partner,
+                quantity=item.pieces_per_partner,
+                request_id=f"demo-stock-{item.reward_id}-{partner.rsplit('/', 1)[1]}",
+            ),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+
+
+async def _wait_for_accounts(stub: LoyaltyServiceStub, expected: int) -> int:
+    """Waits until the loyalty service has opened `expected` accounts and its figures stop moving."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + CATCH_UP_TIMEOUT_SECONDS
+    previous = None
+    while loop.time() < give_up_at:
+        figures = await stub.GetProgramKpis(loyalty_service_pb2.GetProgramKpisRequest(), timeout=CALL_TIMEOUT_SECONDS)
+        now = (figures.active_accounts, figures.earned_points)
+        if figures.active_accounts >= expected and now == previous:
+            return figures.active_accounts
+        previous = now
+        await asyncio.sleep(2.0)
+    return previous[0] if previous else 0
+
+
+async def _redeem_some(channel: grpc.aio.Channel) -> tuple[int, str]:
+    """Self-service redemptions by some customers with points, and one handset reserved and handed
+    over at a partner shop. Returns the redemptions made and an account with points."""
+    stub = LoyaltyServiceStub(channel)
+    accounts = await _accounts_with_points(channel, minimum=600)
+    redemptions = 0
+    for index, account in enumerate(accounts[:20]):
+        reward = "rewards/data-bundle-5gb" if index % 2 else "rewards/cinema-voucher"
+        if await _refused_by_rules(
+            stub.RedeemReward(
+                loyalty_service_pb2.RedeemRewardRequest(
+                    account=account.name, reward=reward, request_id=f"demo-redeem-{account.name[-12:]}"
+                ),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        ):
+            continue
+        redemptions += 1
+    silver = [a for a in accounts if a.tier in ("silver", "gold", "platinum") and a.available_points >= 2_500]
+    if silver:
+        held = await stub.ReserveReward(
+            loyalty_service_pb2.ReserveRewardRequest(
+                account=silver[0].name,
+                reward="rewards/handset-redmi-note-14",
+                partner=PARTNERS[0],
+                request_id=f"demo-reserve-{silver[0].name[-12:]}",
+            ),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        await stub.CaptureReservation(
+            loyalty_service_pb2.CaptureReservationRequest(name=held.name, request_id=f"demo-capture-{held.name[-12:]}"),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        redemptions += 1
+    return redemptions, accounts[-1].name if accounts else ""
+
+
+async def _accounts_with_points(channel: grpc.aio.Channel, minimum: int) -> list[loyalty_pb2.Account]:
+    """Accounts holding at least `minimum` points: every customer has one, named by the customer's id."""
+    customers = CustomerServiceStub(channel)
+    loyalty = LoyaltyServiceStub(channel)
+    found: list[loyalty_pb2.Account] = []
+    token = ""
+    for _ in range(MAX_CUSTOMER_PAGES):
+        page = await customers.ListCustomers(
+            customer_service_pb2.ListCustomersRequest(page_size=200, page_token=token), timeout=CALL_TIMEOUT_SECONDS
+        )
+        for customer in page.customers:
+            account_name = "accounts/" + customer.name.removeprefix("customers/")
+            try:
+                account = await loyalty.GetAccount(
+                    loyalty_service_pb2.GetAccountRequest(name=account_name), timeout=CALL_TIMEOUT_SECONDS
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                continue
+            if account.available_points >= minimum:
+                found.append(account)
+        token = page.next_page_token
+        if not token:
+            break
+    return found
+
+
+async def _refused_by_rules(call: object) -> bool:
+    """Awaits a call; True when the loyalty rules refused it (not enough points, not eligible)."""
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        return True
+    return False
