@@ -18,10 +18,25 @@ class _TraceContextFilter(logging.Filter):
         return True
 
 
+class _StreamContextDetachFilter(logging.Filter):
+    """Drops the gRPC instrumentation's "Failed to detach context" error, logged when a client ends
+    a server stream early (a follower cancelling its event feed): the span is still ended and
+    nothing fails; the message is an upstream defect (opentelemetry-python-contrib issue 2357)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            record.name == "opentelemetry.context"
+            and isinstance(error, ValueError)
+            and "was created in a different Context" in str(error)
+        )
+
+
 def configure_logging(service_name: str) -> None:
     """Routes all logging to one JSON handler; the level comes from `LOG_LEVEL` (default INFO)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceContextFilter())
+    handler.addFilter(_StreamContextDetachFilter())
     handler.setFormatter(
         JsonFormatter(
             "{asctime}{levelname}{name}{message}{trace_id}{span_id}",
