@@ -350,7 +350,16 @@ async def close_account(session: AsyncSession, account_id: uuid.UUID) -> bool:
 
 
 async def erase_entry_words(session: AsyncSession, account_id: uuid.UUID) -> None:
-    """Blanks the words of every entry (reasons may name the customer); the numbers stay."""
+    """Blanks the words of every entry (reasons may name the customer) and drops the stored answers
+    of the requests that wrote them (the keys stay: a retry is refused as a reused request id rather
+    than done again); the numbers stay."""
+    await session.execute(
+        text(
+            "UPDATE idempotency_keys SET response = NULL, fingerprint = '' WHERE request_id IN "
+            "(SELECT request_id FROM ledger_entries WHERE account_id = :a AND request_id <> '')"
+        ),
+        {"a": account_id},
+    )
     await session.execute(
         text(
             "UPDATE ledger_entries SET reason = 'erased', source_reference = '', request_id = '' "
