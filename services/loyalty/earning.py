@@ -4,11 +4,10 @@ that rules look at, erasure closes the account.
 
 Each event runs inside the consumer's transaction that records it as applied (exactly once). A
 business refusal (a closed account) means the event has no effect; it must not stop the feed.
-Each rule credits one business fact at most once (a unique index backs this), so a payment
-announced twice earns once.
+Events whose payload was emptied by a later erasure are skipped. Each rule credits one business
+fact at most once (a unique index backs this), so a payment announced twice earns once.
 """
 
-import logging
 import uuid
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -27,7 +26,6 @@ from services.loyalty.mapping import account_name, money_from_proto
 from services.loyalty.program import CustomerFacts, EarningRule, Program, Trigger
 from services.loyalty.programs import current_program
 
-log = logging.getLogger("crm.loyalty.earning")
 EventMessage = TypeVar("EventMessage", bound=Message)
 
 CONSUMER_NAME = "loyalty"
@@ -55,6 +53,9 @@ EVENT_TYPES = tuple(
 
 async def apply_customer_event(session: AsyncSession, event: common_events_pb2.Event) -> None:
     """Applies one customer event to the loyalty accounts."""
+    if not event.payload.value:
+        # The customer was erased after this event: its facts are gone, and so is the account's use for them.
+        return
     at = event.event_time.ToDatetime(tzinfo=UTC) if event.HasField("event_time") else datetime.now(UTC)
     source_event = uuid.UUID(event.event_id)
     kind = event.event_type
