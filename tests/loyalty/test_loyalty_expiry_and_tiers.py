@@ -197,7 +197,7 @@ async def test_tiers_count_points_earned_not_the_balance(loyalty_stub: LoyaltySe
 
 
 async def test_a_tier_is_lowered_only_at_its_review(loyalty_stub: LoyaltyServiceStub, program_changed: ProgramChanged):
-    async with program_changed(tier_timing(window_seconds=1, review_seconds=3)):
+    async with program_changed(tier_timing(window_seconds=1, review_seconds=5)):
         account = await open_account(loyalty_stub)
         await earn(loyalty_stub, account, 1000)
         await asyncio.sleep(1.2)
