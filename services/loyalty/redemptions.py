@@ -104,6 +104,7 @@ async def reserve_reward(
     request_id: str,
 ) -> Reservation:
     """Holds the reward's price and one of the partner's pieces until capture, release or lapse."""
+    _require_own_partner(partner)
     reward = await get_reward(session, reward_id)
     rewards.require_partner_reward(reward)
     account = await accounts.lock(session, account_id)
@@ -183,6 +184,7 @@ async def _settle(
     reservation = await catalog_store.get_reservation(session, account_id, reservation_id, lock=True)
     if reservation is None:
         raise not_found("reservation", mapping.reservation_name(account_id, reservation_id))
+    _require_own_partner(reservation.partner)
     now = datetime.now(UTC)
     rewards.require_held(reservation, capturing=state is ReservationState.CAPTURED, now=now)
     if state is ReservationState.RELEASED:
@@ -214,6 +216,11 @@ async def _give_back(
     settled = await catalog_store.settle_reservation(session, reservation, state, entry=posted.entry.number, now=now)
     await _announce(session, settled, now)
     return settled
+
+
+def _require_own_partner(partner: str) -> None:
+    caller = current_caller()
+    rewards.require_partner_caller(caller.kind, caller.tenant, partner)
 
 
 async def _require_eligible(session: AsyncSession, account: ledger.Account, reward: Reward) -> None:

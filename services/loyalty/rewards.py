@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chassis.errors import FailedPrecondition, Violations
+from chassis.errors import FailedPrecondition, PermissionDenied, Violations
 from services.loyalty.program import ID_PATTERN, Money
 
 MAX_PRICE = 100_000_000
@@ -199,3 +199,14 @@ def require_held(reservation: Reservation, *, capturing: bool, now: datetime) ->
         raise FailedPrecondition("RESERVATION_SETTLED", f"the reservation is {reservation.state.value.lower()}", name)
     if capturing and now >= reservation.expire_time:
         raise FailedPrecondition("RESERVATION_EXPIRED", "the reservation lapsed before the capture", name)
+
+
+def require_partner_caller(caller_kind: str, caller_tenant: str, partner: str) -> None:
+    """A retail partner's counter acts only for its own shops: a caller of kind `retailer` may
+    reserve, capture and release only with its own partner id (its tenant)."""
+    if caller_kind == "retailer" and caller_tenant != partner:
+        raise PermissionDenied(
+            "OTHER_PARTNER",
+            "a retail partner acts only for its own shops",
+            {"partner": partner, "caller": caller_tenant},
+        )

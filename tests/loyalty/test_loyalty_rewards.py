@@ -409,3 +409,29 @@ async def test_a_reward_id_is_taken_once(loyalty_stub: LoyaltyServiceStub):
     assert (code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REWARD_EXISTS")
     found = await loyalty_stub.GetReward(loyalty_service_pb2.GetRewardRequest(name=reward.name), timeout=5)
     assert (found.kind, found.points_price) == (rewards_pb2.REWARD_KIND_DATA_BUNDLE, 75)
+
+
+def retailer(tenant: str) -> tuple[tuple[str, str], ...]:
+    """What the gateway tells a backend about a retail partner's counter."""
+    return (
+        ("x-crm-caller-subject", f"{tenant}/counter-1"),
+        ("x-crm-caller-kind", "retailer"),
+        ("x-crm-caller-tenant", tenant),
+    )
+
+
+async def test_a_retail_partner_reserves_and_settles_only_for_its_own_shops(loyalty_stub: LoyaltyServiceStub):
+    handset = await new_reward(loyalty_stub, rewards_pb2.REWARD_KIND_HANDSET, 100, stock=2)
+    account = await funded_account(loyalty_stub, 300)
+    held = await loyalty_stub.ReserveReward(reserve(account, handset.name), metadata=retailer(PARTNER), timeout=5)
+
+    other = retailer("retailer-someone-else")
+    code, error = await failure(loyalty_stub.CaptureReservation(capture(held.name), metadata=other, timeout=5))
+    assert (code, error.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OTHER_PARTNER")
+    code, error = await failure(loyalty_stub.ReserveReward(reserve(account, handset.name), metadata=other, timeout=5))
+    assert (code, error.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OTHER_PARTNER")
+    after = await account_of(loyalty_stub, account)
+    assert (after.available_points, after.reserved_points, after.entry_count) == (200, 100, 2)
+
+    captured = await loyalty_stub.CaptureReservation(capture(held.name), metadata=retailer(PARTNER), timeout=5)
+    assert captured.state == rewards_pb2.RESERVATION_STATE_CAPTURED
