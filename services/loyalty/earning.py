@@ -81,7 +81,9 @@ async def close_erased_account(session: AsyncSession, account_id: uuid.UUID, now
     """Forgets the customer: facts, words of the entries and earlier event payloads go; the
     numbers stay and no more points are posted."""
     if await store.lock_account(session, account_id) is None:
-        return
+        # Erased before its account was opened: a closed account keeps later events (a payment
+        # recorded after erasure) from opening one.
+        await accounts.open_account(session, account_id)
     if await store.close_account(session, account_id):
         await store.erase_entry_words(session, account_id)
         await erase_aggregate_payloads(

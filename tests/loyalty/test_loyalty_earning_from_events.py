@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chassis.database import Database, create_engine
 from chassis.event_consumer import EventConsumer
 from chassis.settings import DatabaseSettings
+from crm.common.v1.events_pb2 import Event
 from crm.customer.v1 import billing_pb2, customer_service_pb2, usage_pb2
+from crm.customer.v1 import events_pb2 as customer_events_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
@@ -25,13 +27,14 @@ from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.customer.usage_publisher import fold_pending, publish_changed_months
 from services.loyalty import earning
-from tests.event_support import feed_end
+from tests.event_support import feed_end, read_feed, unpack
 from tests.loyalty.conftest import ProgramChange
 from tests.support import create_request, failure, line, person, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]
 ApplyEvents = Callable[[], Awaitable[int]]
 TODAY = datetime.now(UTC).date()
+PAYMENT_RECORDED = customer_events_pb2.PaymentRecorded.DESCRIPTOR.full_name
 
 
 @pytest.fixture
@@ -147,35 +150,71 @@ async def test_a_created_customer_gets_an_empty_account_in_the_lowest_tier(
     )
 
 
-async def test_a_payment_earns_by_its_rule_once_even_when_its_event_is_read_again(
+async def payment_event(customer_channel: grpc.aio.Channel, customer_engine: AsyncEngine, payment: str) -> Event:
+    """The PaymentRecorded event the customer service announced for the payment, as the feed serves it."""
+    customer = payment.split("/payments/")[0]
+    async with customer_engine.connect() as connection:
+        positions = (
+            await connection.execute(
+                text("SELECT position FROM outbox WHERE aggregateid = :customer AND type = :type ORDER BY position"),
+                {"customer": customer, "type": PAYMENT_RECORDED},
+            )
+        ).scalars()
+        first = min(positions)
+    events = await read_feed(customer_channel, after=first - 1, event_types=[PAYMENT_RECORDED])
+    found = [e for e in events if unpack(e, customer_events_pb2.PaymentRecorded()).payment.name == payment]
+    assert len(found) == 1, f"{len(found)} events announce {payment}"
+    return found[0]
+
+
+async def test_a_payment_earns_by_its_rule_and_the_entry_names_the_rule_and_the_event(
+    customer_stub: CustomerServiceStub,
+    billing: BillingServiceStub,
+    loyalty_stub: LoyaltyServiceStub,
+    customer_channel: grpc.aio.Channel,
+    customer_engine: AsyncEngine,
+    apply_events: ApplyEvents,
+):
+    customer = await new_customer(customer_stub)
+    payment = await bill_and_pay(billing, customer, uzs(85_700))
+    await apply_events()
+    announced = await payment_event(customer_channel, customer_engine, payment)
+    entries = await loyalty_stub.ListEntries(
+        loyalty_service_pb2.ListEntriesRequest(parent=account_of(customer)), timeout=5
+    )
+    # 1 point per whole 1,000 UZS, bronze tier (100%).
+    assert [(e.points, e.rule, e.source_event, e.source_reference) for e in entries.entries] == [
+        (85, "program/earningRules/bill-payments-uzs", announced.event_id, payment)
+    ]
+
+
+async def test_a_payment_announced_again_earns_nothing_more(
     customer_stub: CustomerServiceStub,
     billing: BillingServiceStub,
     loyalty_stub: LoyaltyServiceStub,
     loyalty_engine: AsyncEngine,
     loyalty_database: Database,
     customer_channel: grpc.aio.Channel,
+    customer_engine: AsyncEngine,
     apply_events: ApplyEvents,
 ):
     customer = await new_customer(customer_stub)
     payment = await bill_and_pay(billing, customer, uzs(85_700))
     await apply_events()
     credits = await rule_entries(loyalty_engine, account_of(customer))
-    assert [(rule, points, key) for rule, points, key, _ in credits] == [("bill-payments-uzs", 85, payment)]
-    assert credits[0][3]  # the event behind the credit
+    announced = await payment_event(customer_channel, customer_engine, payment)
+    # The same event once more, and the same payment under another event id (a producer that
+    # announced it twice): the rule has credited this payment already.
+    again = Event()
+    again.CopyFrom(announced)
+    again.event_id = str(uuid.uuid4())
+    for event in (announced, again):
+        async with loyalty_database.transaction() as session:
+            await earning.apply_customer_event(session, event)
 
-    # Another reader of the same feed (a second deployment, a replay from the start) earns nothing more.
-    replay = EventConsumer(
-        name=f"loyalty-replay-{uuid.uuid4().hex[:6]}",
-        producer=earning.PRODUCER_NAME,
-        feed=customer_channel,
-        database=loyalty_database,
-        handler=earning.apply_customer_event,
-        event_types=earning.EVENT_TYPES,
-    )
-    await replay.catch_up(timeout_seconds=60)
     assert await rule_entries(loyalty_engine, account_of(customer)) == credits
     account = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account_of(customer)), timeout=5)
-    assert account.available_points == 85
+    assert (account.available_points, account.entry_count) == (85, 1)
 
 
 async def test_a_payment_in_a_currency_without_a_rule_earns_nothing(
@@ -277,20 +316,22 @@ async def test_usage_earns_only_the_increase_and_stops_at_the_monthly_cap(
     assert (totals["data-usage"], totals["voice-usage"]) == (200, 49)
 
 
-async def test_erasure_closes_the_account_keeps_its_numbers_and_the_feed_goes_on(
+async def erase(stub: CustomerServiceStub, customer: str) -> None:
+    request = customer_service_pb2.EraseCustomerRequest(name=customer, request_id=request_id())
+    await stub.EraseCustomer(request, timeout=5)
+
+
+async def test_erasure_closes_the_account_blanks_its_reasons_and_keeps_its_numbers(
     customer_stub: CustomerServiceStub,
     billing: BillingServiceStub,
     loyalty_stub: LoyaltyServiceStub,
     loyalty_engine: AsyncEngine,
     apply_events: ApplyEvents,
 ):
-    erased, other = await new_customer(customer_stub), await new_customer(customer_stub)
+    erased = await new_customer(customer_stub)
     await bill_and_pay(billing, erased, uzs(40_000))
     await apply_events()
-    await customer_stub.EraseCustomer(
-        customer_service_pb2.EraseCustomerRequest(name=erased, request_id=request_id()), timeout=5
-    )
-    await bill_and_pay(billing, other, uzs(12_000))
+    await erase(customer_stub, erased)
     await apply_events()
 
     closed = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account_of(erased)), timeout=5)
@@ -303,6 +344,23 @@ async def test_erasure_closes_the_account_keeps_its_numbers_and_the_feed_goes_on
         loyalty_service_pb2.ListEntriesRequest(parent=account_of(erased)), timeout=5
     )
     assert [(e.reason, e.source_reference, e.points) for e in entries.entries] == [("erased", "", 40)]
+    async with loyalty_engine.connect() as connection:
+        facts = (
+            await connection.execute(
+                text("SELECT segments, regions, tenure_start FROM accounts WHERE id = :a"),
+                {"a": erased.removeprefix("customers/")},
+            )
+        ).one()
+    assert (facts.segments, facts.regions, facts.tenure_start) == ([], [], None)
+
+
+async def test_a_closed_account_refuses_points_from_the_api(
+    customer_stub: CustomerServiceStub, loyalty_stub: LoyaltyServiceStub, apply_events: ApplyEvents
+):
+    erased = await new_customer(customer_stub)
+    await apply_events()
+    await erase(customer_stub, erased)
+    await apply_events()
     code, error = await failure(
         loyalty_stub.EarnPoints(
             loyalty_service_pb2.EarnPointsRequest(
@@ -312,15 +370,42 @@ async def test_erasure_closes_the_account_keeps_its_numbers_and_the_feed_goes_on
         )
     )
     assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_CLOSED")
-    async with loyalty_engine.connect() as connection:
-        facts = (
-            await connection.execute(
-                text("SELECT segments, regions, tenure_start FROM accounts WHERE id = :a"),
-                {"a": erased.removeprefix("customers/")},
-            )
-        ).one()
-    assert (facts.segments, facts.regions, facts.tenure_start) == ([], [], None)
+
+
+async def test_payments_after_erasure_earn_nothing_and_later_events_still_apply(
+    customer_stub: CustomerServiceStub,
+    billing: BillingServiceStub,
+    loyalty_engine: AsyncEngine,
+    apply_events: ApplyEvents,
+):
+    erased, other = await new_customer(customer_stub), await new_customer(customer_stub)
+    await bill_and_pay(billing, erased, uzs(40_000))
+    await apply_events()
+    await erase(customer_stub, erased)
+    # The billing system still reports a payment of the erased customer, then one of another customer.
+    await bill_and_pay(billing, erased, uzs(25_000))
+    await bill_and_pay(billing, other, uzs(12_000))
+    await apply_events()
+
+    assert [points for _, points, _, _ in await rule_entries(loyalty_engine, account_of(erased))] == [40]
     assert [points for _, points, _, _ in await rule_entries(loyalty_engine, account_of(other))] == [12]
+
+
+async def test_a_customer_erased_before_its_account_opened_earns_nothing_from_later_payments(
+    customer_stub: CustomerServiceStub,
+    billing: BillingServiceStub,
+    loyalty_stub: LoyaltyServiceStub,
+    apply_events: ApplyEvents,
+):
+    erased = await new_customer(customer_stub)
+    # Created, paid and erased while the loyalty service was behind: those events come emptied.
+    await bill_and_pay(billing, erased, uzs(30_000))
+    await erase(customer_stub, erased)
+    await bill_and_pay(billing, erased, uzs(50_000))
+    await apply_events()
+
+    account = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account_of(erased)), timeout=5)
+    assert (account.state, account.available_points, account.entry_count) == (loyalty_pb2.ACCOUNT_STATE_CLOSED, 0, 0)
 
 
 def regional_campaign(program: program_pb2.Program) -> None:
