@@ -4,7 +4,7 @@ events share the caller's transaction; every posting holds the account's row loc
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
@@ -187,14 +187,21 @@ async def _raise_tier(session: AsyncSession, posted: Posted, program: Program, n
         return
     review_time = now + program.tier_review_period
     await store.set_tier(session, account.id, qualified.id, review_time)
+    posted.account = replace(account, tier=qualified.id, tier_review_time=review_time)
     posted.events.append(
-        events_pb2.TierChanged(
-            account=account_name(account.id),
-            previous_tier=program.tier(account.tier).id,
-            tier=qualified.id,
-            qualifying_points=qualifying,
-            review_time=timestamp(review_time),
-        )
+        _tier_changed(account.id, program.tier(account.tier).id, qualified.id, qualifying, review_time)
+    )
+
+
+def _tier_changed(
+    account_id: uuid.UUID, previous: str, tier: str, qualifying: int, review_time: datetime | None
+) -> events_pb2.TierChanged:
+    return events_pb2.TierChanged(
+        account=account_name(account_id),
+        previous_tier=previous,
+        tier=tier,
+        qualifying_points=qualifying,
+        review_time=timestamp(review_time),
     )
 
 
@@ -213,18 +220,7 @@ async def review_tier(
     await store.set_tier(session, account_id, qualified.id, review_time)
     if qualified.id != account.tier:
         await announce(
-            session,
-            account_id,
-            [
-                events_pb2.TierChanged(
-                    account=account_name(account_id),
-                    previous_tier=held.id,
-                    tier=qualified.id,
-                    qualifying_points=qualifying,
-                    review_time=timestamp(review_time),
-                )
-            ],
-            now,
+            session, account_id, [_tier_changed(account_id, held.id, qualified.id, qualifying, review_time)], now
         )
     return True, program.rank(qualified.id) < program.rank(held.id)
 

@@ -17,14 +17,20 @@ PROGRAM_LOCK = 7_405_001
 """Advisory lock key that serialises program changes."""
 
 
-async def latest_program(session: AsyncSession) -> tuple[int, bytes, datetime] | None:
-    """The newest program version, its definition and when it was made."""
+async def latest_program_version(session: AsyncSession) -> int | None:
+    """The newest program version's number; None before the first change."""
+    return await session.scalar(text("SELECT max(version) FROM program_versions"))
+
+
+async def get_program_version(session: AsyncSession, version: int) -> tuple[bytes, datetime]:
+    """A stored program version's definition and when it was made."""
     row = (
         await session.execute(
-            text("SELECT version, definition, create_time FROM program_versions ORDER BY version DESC LIMIT 1")
+            text("SELECT definition, create_time FROM program_versions WHERE version = :version"),
+            {"version": version},
         )
-    ).first()
-    return (row.version, bytes(row.definition), row.create_time) if row else None
+    ).one()
+    return bytes(row.definition), row.create_time
 
 
 async def lock_program(session: AsyncSession) -> None:

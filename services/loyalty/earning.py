@@ -247,8 +247,8 @@ async def _credit(
     points = min(points, ledger.MAX_POINTS_PER_ENTRY)
     posting = ledger.earning_by_rule(points, rule.id, reason, source_key, source_event, reference)
     posted = await accounts.record(session, account, posting, program=plan)
-    # The tier may have risen with these points; the next rule multiplies by the new one.
-    return await store.get_account(session, account.id) or posted.account, 1
+    # The account after the credit, with the tier it may have risen to: the next rule multiplies by it.
+    return posted.account, 1
 
 
 async def _open_account(session: AsyncSession, account_id: uuid.UUID) -> Account | None:

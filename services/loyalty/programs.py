@@ -19,13 +19,13 @@ _parsed: dict[int, Program] = {}
 
 
 async def current_program(session: AsyncSession) -> Program:
-    """The program version in force."""
-    latest = await catalog_store.latest_program(session)
-    if latest is None:
+    """The program version in force; a version's definition is read once per process."""
+    version = await catalog_store.latest_program_version(session)
+    if version is None:
         return DEFAULT_PROGRAM
-    version, definition, create_time = latest
     program = _parsed.get(version)
     if program is None:
+        definition, create_time = await catalog_store.get_program_version(session, version)
         parsed = mapping.program_from_proto(program_pb2.Program.FromString(definition))
         program = _parsed[version] = replace(parsed, version=version, update_time=create_time)
     return program

@@ -6,8 +6,13 @@ lock and re-checks what is due under that lock, so a run that repeats or overlap
 second replica, a manual run) finds nothing left to do and changes nothing twice.
 """
 
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import Database
 from services.loyalty import accounts, catalog_store, earning, redemptions, store
@@ -16,6 +21,7 @@ from services.loyalty.programs import current_program
 BATCH = 500
 MAX_BATCHES = 100
 """Bound on one run: at most this many batches per kind of work; the next run continues."""
+Due = TypeVar("Due")
 
 
 @dataclass(frozen=True)
@@ -33,67 +39,54 @@ class WorkDone:
 async def run_scheduled_work(database: Database) -> WorkDone:
     """Does everything that is due now."""
     now = datetime.now(UTC)
-    expired_reservations = await _expire_reservations(database, now)
-    expired_points, accounts_expired = await _expire_points(database, now)
-    reviewed, lowered = await _review_tiers(database, now)
-    anniversaries = await _credit_anniversaries(database, now)
+    today = now.date()
+    async with database.transaction() as session:
+        program = await current_program(session)
+
+    async def expire_reservation(session: AsyncSession, due: tuple[uuid.UUID, uuid.UUID]) -> tuple[int, ...]:
+        return (int(await redemptions.expire_reservation(session, *due)),)
+
+    async def expire_points(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, ...]:
+        expired = await accounts.expire_lapsed_points(session, account_id, program, now)
+        return expired, int(expired > 0)
+
+    async def review_tier(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, ...]:
+        return tuple(map(int, await accounts.review_tier(session, account_id, program, now)))
+
+    async def credit_anniversary(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, ...]:
+        return (await earning.credit_anniversary(session, account_id, today),)
+
+    (expired_reservations,) = await _each_due(
+        database, lambda s: catalog_store.lapsed_reservations(s, now, BATCH), expire_reservation, 1
+    )
+    expired_points, accounts_expired = await _each_due(
+        database, lambda s: store.accounts_with_lapsed_lots(s, now, BATCH), expire_points, 2
+    )
+    reviewed, lowered = await _each_due(
+        database, lambda s: store.accounts_due_for_review(s, now, BATCH), review_tier, 2
+    )
+    (anniversaries,) = await _each_due(
+        database, lambda s: store.accounts_due_for_anniversary(s, today, BATCH), credit_anniversary, 1
+    )
     return WorkDone(expired_points, accounts_expired, expired_reservations, reviewed, lowered, anniversaries)
 
 
-async def _expire_reservations(database: Database, now: datetime) -> int:
-    expired = 0
+async def _each_due(
+    database: Database,
+    find_due: Callable[[AsyncSession], Awaitable[Sequence[Due]]],
+    do_one: Callable[[AsyncSession, Due], Awaitable[tuple[int, ...]]],
+    counters: int,
+) -> tuple[int, ...]:
+    """Finds what is due a batch at a time (at most MAX_BATCHES) and does each unit in a transaction
+    of its own; returns the units' counters summed."""
+    totals = [0] * counters
     for _ in range(MAX_BATCHES):
         async with database.transaction() as session:
-            due = await catalog_store.lapsed_reservations(session, now, BATCH)
-        for account_id, reservation_id in due:
+            due = await find_due(session)
+        for unit in due:
             async with database.transaction() as session:
-                expired += await redemptions.expire_reservation(session, account_id, reservation_id)
+                done = await do_one(session, unit)
+            totals = [total + count for total, count in zip(totals, done, strict=True)]
         if len(due) < BATCH:
             break
-    return expired
-
-
-async def _expire_points(database: Database, now: datetime) -> tuple[int, int]:
-    points = accounts_expired = 0
-    for _ in range(MAX_BATCHES):
-        async with database.transaction() as session:
-            program = await current_program(session)
-            due = await store.accounts_with_lapsed_lots(session, now, BATCH)
-        for account_id in due:
-            async with database.transaction() as session:
-                expired = await accounts.expire_lapsed_points(session, account_id, program, now)
-            points += expired
-            accounts_expired += expired > 0
-        if len(due) < BATCH:
-            break
-    return points, accounts_expired
-
-
-async def _review_tiers(database: Database, now: datetime) -> tuple[int, int]:
-    reviewed = lowered = 0
-    for _ in range(MAX_BATCHES):
-        async with database.transaction() as session:
-            program = await current_program(session)
-            due = await store.accounts_due_for_review(session, now, BATCH)
-        for account_id in due:
-            async with database.transaction() as session:
-                was_reviewed, was_lowered = await accounts.review_tier(session, account_id, program, now)
-            reviewed += was_reviewed
-            lowered += was_lowered
-        if len(due) < BATCH:
-            break
-    return reviewed, lowered
-
-
-async def _credit_anniversaries(database: Database, now: datetime) -> int:
-    credits = 0
-    today = now.date()
-    for _ in range(MAX_BATCHES):
-        async with database.transaction() as session:
-            due = await store.accounts_due_for_anniversary(session, today, BATCH)
-        for account_id in due:
-            async with database.transaction() as session:
-                credits += await earning.credit_anniversary(session, account_id, today)
-        if len(due) < BATCH:
-            break
-    return credits
+    return tuple(totals)
