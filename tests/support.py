@@ -3,15 +3,17 @@
 import itertools
 import random
 import uuid
+from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import phonenumbers
-from google.type import date_pb2
+from google.type import date_pb2, money_pb2
 
 from chassis.errors import DomainError
 from chassis.status import from_rpc_error
 from crm.common.v1 import common_pb2
-from crm.customer.v1 import customer_pb2, customer_service_pb2
+from crm.customer.v1 import billing_pb2, customer_pb2, customer_service_pb2
+from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 
 _numbers = random.Random(20261123)
 _issued: set[str] = set()
@@ -104,3 +106,43 @@ async def failure(call: object) -> tuple[grpc.StatusCode, DomainError]:
     except grpc.aio.AioRpcError as error:
         return error.code(), from_rpc_error(error)
     raise AssertionError("the call succeeded but was expected to fail")
+
+
+def proto_day(value: date) -> date_pb2.Date:
+    """A google.type.Date of `value`."""
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+async def bill_and_pay(
+    billing: BillingServiceStub, customer: str, amount: money_pb2.Money, *, timeout_seconds: float = 5.0
+) -> str:
+    """Records an invoice issued five days ago and its full payment today; returns the payment's name."""
+    today = datetime.now(UTC).date()
+    invoice_id = f"INV-{uuid.uuid4().hex[:10]}"
+    await billing.RecordInvoice(
+        billing_pb2.RecordInvoiceRequest(
+            parent=customer,
+            invoice=billing_pb2.Invoice(
+                invoice_id=invoice_id,
+                amount=amount,
+                issue_date=proto_day(today - timedelta(days=5)),
+                due_date=proto_day(today + timedelta(days=15)),
+            ),
+            request_id=request_id(),
+        ),
+        timeout=timeout_seconds,
+    )
+    payment = await billing.RecordPayment(
+        billing_pb2.RecordPaymentRequest(
+            parent=customer,
+            payment=billing_pb2.Payment(
+                payment_id=f"PAY-{uuid.uuid4().hex[:10]}",
+                invoice_id=invoice_id,
+                amount=amount,
+                paid_date=proto_day(today),
+            ),
+            request_id=request_id(),
+        ),
+        timeout=timeout_seconds,
+    )
+    return payment.name

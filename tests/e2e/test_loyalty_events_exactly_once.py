@@ -4,18 +4,16 @@ payment is credited exactly once. Both services run as real processes on their o
 import asyncio
 import random
 import signal
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
-from google.type import date_pb2, money_pb2
+from google.type import money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chassis.database import async_url
 from chassis.settings import Environment
-from crm.customer.v1 import billing_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
@@ -26,46 +24,19 @@ from services.loyalty.earning import EVENT_TYPES
 from services.loyalty.settings import LoyaltySettings
 from tests.event_support import feed_end
 from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
-from tests.support import create_request, person, request_id
+from tests.support import bill_and_pay, create_request, person
 from tools.postgres import PostgresCluster
 
 CUSTOMERS = 40
 PAYMENTS_PER_CUSTOMER = 8
 KILLS = 3
-TODAY = datetime.now(UTC).date()
+
+
+def uzs(units: int) -> money_pb2.Money:
+    return money_pb2.Money(currency_code="UZS", units=units)
+
+
 PAYMENT_RECORDED = customer_events_pb2.PaymentRecorded.DESCRIPTOR.full_name
-
-
-def day(value: object) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)  # type: ignore[attr-defined]
-
-
-async def pay(billing: BillingServiceStub, customer: str, number: int, units: int) -> None:
-    amount = money_pb2.Money(currency_code="UZS", units=units)
-    invoice_id = f"INV-{number}"
-    await billing.RecordInvoice(
-        billing_pb2.RecordInvoiceRequest(
-            parent=customer,
-            invoice=billing_pb2.Invoice(
-                invoice_id=invoice_id,
-                amount=amount,
-                issue_date=day(TODAY - timedelta(days=3)),
-                due_date=day(TODAY + timedelta(days=20)),
-            ),
-            request_id=request_id(),
-        ),
-        timeout=10,
-    )
-    await billing.RecordPayment(
-        billing_pb2.RecordPaymentRequest(
-            parent=customer,
-            payment=billing_pb2.Payment(
-                payment_id=f"PAY-{number}", invoice_id=invoice_id, amount=amount, paid_date=day(TODAY)
-            ),
-            request_id=request_id(),
-        ),
-        timeout=10,
-    )
 
 
 def fresh_database(postgres: PostgresCluster, name: str) -> str:
@@ -151,7 +122,9 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
             for kill in range(KILLS + 1):
                 # A burst of concurrent payments puts the follower behind; it is killed while catching up.
                 chunk = payments[kill * burst : (kill + 1) * burst]
-                await asyncio.gather(*(pay(billing, name, n, amounts[(name, n)]) for name, n in chunk))
+                await asyncio.gather(
+                    *(bill_and_pay(billing, name, uzs(amounts[(name, n)]), timeout_seconds=10) for name, n in chunk)
+                )
                 if kill < KILLS:
                     await asyncio.sleep(rng.uniform(0.0, 0.3))
                     loyalty.process.send_signal(signal.SIGKILL)

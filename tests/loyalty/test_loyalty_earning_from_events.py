@@ -5,12 +5,12 @@ them to the loyalty database; the loyalty service's API and SQL show the effects
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2, money_pb2
+from google.type import money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +18,7 @@ from chassis.database import Database, create_engine
 from chassis.event_consumer import EventConsumer
 from chassis.settings import DatabaseSettings
 from crm.common.v1.events_pb2 import Event
-from crm.customer.v1 import billing_pb2, customer_service_pb2, usage_pb2
+from crm.customer.v1 import customer_service_pb2, usage_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
@@ -29,7 +29,7 @@ from services.customer.usage_publisher import fold_pending, publish_changed_mont
 from services.loyalty import earning
 from tests.event_support import feed_end, read_feed, unpack
 from tests.loyalty.conftest import ProgramChange
-from tests.support import create_request, failure, line, person, request_id
+from tests.support import bill_and_pay, create_request, failure, line, person, proto_day, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]
 ApplyEvents = Callable[[], Awaitable[int]]
@@ -77,42 +77,6 @@ def usage(customer_channel: grpc.aio.Channel) -> UsageServiceStub:
 
 def account_of(customer: str) -> str:
     return "accounts/" + customer.removeprefix("customers/")
-
-
-def proto_day(value: date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-async def bill_and_pay(billing: BillingServiceStub, customer: str, amount: money_pb2.Money) -> str:
-    """Records an invoice and its full payment; returns the payment's name."""
-    invoice_id = f"INV-{uuid.uuid4().hex[:10]}"
-    await billing.RecordInvoice(
-        billing_pb2.RecordInvoiceRequest(
-            parent=customer,
-            invoice=billing_pb2.Invoice(
-                invoice_id=invoice_id,
-                amount=amount,
-                issue_date=proto_day(TODAY - timedelta(days=5)),
-                due_date=proto_day(TODAY + timedelta(days=15)),
-            ),
-            request_id=request_id(),
-        ),
-        timeout=5,
-    )
-    payment = await billing.RecordPayment(
-        billing_pb2.RecordPaymentRequest(
-            parent=customer,
-            payment=billing_pb2.Payment(
-                payment_id=f"PAY-{uuid.uuid4().hex[:10]}",
-                invoice_id=invoice_id,
-                amount=amount,
-                paid_date=proto_day(TODAY),
-            ),
-            request_id=request_id(),
-        ),
-        timeout=5,
-    )
-    return payment.name
 
 
 async def rule_entries(engine: AsyncEngine, account: str) -> list[tuple[str, int, str, str]]:
