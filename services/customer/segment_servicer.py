@@ -10,29 +10,20 @@ from chassis.errors import invalid_field, not_found
 from chassis.pagination import next_page_token, read_page_request
 from crm.customer.v1 import segments_pb2, segments_pb2_grpc
 from services.customer import segment_store, segmentation, store
-from services.customer.mapping import customer_name, etag, parse_customer_name, timestamp, version_from_etag
+from services.customer.mapping import (
+    customer_name,
+    enum_from_proto,
+    enum_to_proto,
+    etag,
+    parse_customer_name,
+    timestamp,
+    version_from_etag,
+)
 
 Context = grpc.aio.ServicerContext
 CONFIG_NAME = "segmentationConfig"
+_DIMENSION_PREFIX = "SEGMENT_DIMENSION_"
 _SEGMENT_NAME = re.compile(r"^segments/([a-z0-9][a-z0-9\-]{0,120})$")
-
-# What each dimension's segments mean; region, tenure and age segments are named by their value.
-DESCRIPTIONS = {
-    "type-consumer": "Individual customers",
-    "type-household": "Household accounts",
-    "type-business": "Enterprises and small or medium businesses",
-    "type-government": "Government bodies",
-    "value-vip": "Top share of customers by average monthly spend",
-    "debtor": "Overdue beyond the threshold, or frequently late",
-    "churn-risk-high": "Churn-risk score at or above the threshold",
-    "churned-to-competitor": "Left by porting their number to a competitor",
-    "usage-data-heavy": "Data above the threshold last month",
-    "usage-voice-heavy": "Voice minutes above the threshold last month",
-    "usage-mostly-on-net": "Most voice minutes within the operator's network",
-    "usage-roamer": "Several days roaming abroad last month",
-    "usage-low-user": "Little use of data and voice last month",
-}
-DIMENSIONS = ("type", "value", "debtor", "churn", "usage", "tenure", "age", "region")
 
 
 class SegmentServicer(segments_pb2_grpc.SegmentServiceServicer):
@@ -64,19 +55,13 @@ class SegmentServicer(segments_pb2_grpc.SegmentServiceServicer):
     async def ListSegments(
         self, request: segments_pb2.ListSegmentsRequest, context: Context
     ) -> segments_pb2.ListSegmentsResponse:
-        if request.dimension and request.dimension not in DIMENSIONS:
-            raise invalid_field("dimension", f"must be one of {', '.join(DIMENSIONS)}")
+        dimension = _dimension_filter(request)
         async with self._database.transaction() as session:
             counts = await segment_store.segment_counts(session)
         segments = [
-            segments_pb2.Segment(
-                name=f"segments/{segment}",
-                dimension=segment.split("-")[0],
-                description=DESCRIPTIONS.get(segment, segment.replace("-", " ")),
-                member_count=count,
-            )
+            _segment(segment, count)
             for segment, count in counts.items()
-            if count > 0 and (not request.dimension or segment.split("-")[0] == request.dimension)
+            if count > 0 and (dimension is None or segmentation.dimension_of(segment) is dimension)
         ]
         return segments_pb2.ListSegmentsResponse(segments=segments)
 
@@ -122,6 +107,27 @@ class SegmentServicer(segments_pb2_grpc.SegmentServiceServicer):
 def _check_config_name(name: str, field: str) -> None:
     if name != CONFIG_NAME:
         raise invalid_field(field, f"must be {CONFIG_NAME!r}")
+
+
+def _dimension_filter(request: segments_pb2.ListSegmentsRequest) -> segmentation.Dimension | None:
+    """The requested dimension; None when the field is not set, which lists every segment."""
+    if not request.HasField("dimension"):
+        return None
+    dimension = enum_from_proto(
+        request.dimension, segments_pb2.SegmentDimension, _DIMENSION_PREFIX, segmentation.Dimension, "dimension"
+    )
+    if dimension is None:
+        raise invalid_field("dimension", "name a dimension, or leave the field out to list every segment")
+    return dimension
+
+
+def _segment(segment: str, member_count: int) -> segments_pb2.Segment:
+    return segments_pb2.Segment(
+        name=f"segments/{segment}",
+        dimension=enum_to_proto(segmentation.dimension_of(segment), segments_pb2.SegmentDimension, _DIMENSION_PREFIX),
+        description=segmentation.describe_segment(segment),
+        member_count=member_count,
+    )
 
 
 def _membership(membership: segment_store.StoredMembership) -> segments_pb2.SegmentMembership:

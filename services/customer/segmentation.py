@@ -10,9 +10,93 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 
 from chassis.errors import Violations
 from services.customer.domain import ChurnReason, CustomerStatus, OrganizationKind, fold
+
+
+class Dimension(StrEnum):
+    """The aspect a segment divides customers by (crm.customer.v1.SegmentDimension); each segment has one."""
+
+    CUSTOMER_TYPE = "CUSTOMER_TYPE"
+    VALUE = "VALUE"
+    DEBTOR = "DEBTOR"
+    CHURN_RISK = "CHURN_RISK"
+    CHURNED = "CHURNED"
+    USAGE = "USAGE"
+    TENURE = "TENURE"
+    AGE = "AGE"
+    REGION = "REGION"
+
+
+# Every segment with a fixed id: its dimension, and what membership means for people.
+_FIXED_SEGMENTS: dict[str, tuple[Dimension, str]] = {
+    "type-consumer": (Dimension.CUSTOMER_TYPE, "Individual customers"),
+    "type-household": (Dimension.CUSTOMER_TYPE, "Household accounts"),
+    "type-business": (Dimension.CUSTOMER_TYPE, "Enterprises and small or medium businesses"),
+    "type-government": (Dimension.CUSTOMER_TYPE, "Government bodies"),
+    "value-vip": (Dimension.VALUE, "Top share of customers by average monthly spend"),
+    "debtor": (Dimension.DEBTOR, "Overdue beyond the threshold, or frequently late"),
+    "churn-risk-high": (Dimension.CHURN_RISK, "Churn-risk score at or above the threshold"),
+    "churned-to-competitor": (Dimension.CHURNED, "Left by porting their number to a competitor"),
+    "usage-data-heavy": (Dimension.USAGE, "Data above the threshold last month"),
+    "usage-voice-heavy": (Dimension.USAGE, "Voice minutes above the threshold last month"),
+    "usage-mostly-on-net": (Dimension.USAGE, "Most voice minutes within the operator's network"),
+    "usage-roamer": (Dimension.USAGE, "Several days roaming abroad last month"),
+    "usage-low-user": (Dimension.USAGE, "Little use of data and voice last month"),
+}
+# Segments named by a value (a configured band, a home region) carry it after their dimension's prefix.
+_TENURE_PREFIX = "tenure-"
+_AGE_PREFIX = "age-"
+_REGION_PREFIX = "region-"
+# A band id as `_band` writes it: "under-25", "25-35" (25 to 34) or "65-plus".
+_BAND = re.compile(r"^(?:under-(?P<below>\d+)|(?P<lower>\d+)-(?P<upper>\d+)|(?P<from>\d+)-plus)$")
+
+
+def dimension_of(segment: str) -> Dimension:
+    """The dimension of a segment id ("age-25-35" -> AGE); ValueError for an id no rule makes."""
+    return _dimension_and_description(segment)[0]
+
+
+def describe_segment(segment: str) -> str:
+    """What membership of a segment means, for people ("age-25-35" -> "Aged 25 to 34")."""
+    return _dimension_and_description(segment)[1]
+
+
+def _dimension_and_description(segment: str) -> tuple[Dimension, str]:
+    if segment in _FIXED_SEGMENTS:
+        return _FIXED_SEGMENTS[segment]
+    if segment.startswith(_TENURE_PREFIX) and (band := _BAND.match(segment.removeprefix(_TENURE_PREFIX))):
+        return Dimension.TENURE, _describe_tenure_band(band)
+    if segment.startswith(_AGE_PREFIX) and (band := _BAND.match(segment.removeprefix(_AGE_PREFIX))):
+        return Dimension.AGE, _describe_age_band(band)
+    if segment.startswith(_REGION_PREFIX) and (slug := segment.removeprefix(_REGION_PREFIX)):
+        region = " ".join(word[:1].upper() + word[1:] for word in slug.split("-"))
+        return Dimension.REGION, f"Home region: {region}"
+    raise ValueError(f"no segmentation rule makes the segment {segment!r}")
+
+
+def _describe_age_band(band: re.Match[str]) -> str:
+    if band["below"]:
+        return f"Aged under {band['below']}"
+    if band["from"]:
+        return f"Aged {band['from']} or over"
+    lower, last = int(band["lower"]), int(band["upper"]) - 1
+    return f"Aged {lower}" if lower == last else f"Aged {lower} to {last}"
+
+
+def _describe_tenure_band(band: re.Match[str]) -> str:
+    if band["below"]:
+        return f"Customer for less than {_years(int(band['below']))}"
+    if band["from"]:
+        return f"Customer for {_years(int(band['from']))} or more"
+    lower, last = int(band["lower"]), int(band["upper"]) - 1
+    return f"Customer for {_years(lower)}" if lower == last else f"Customer for {lower} to {_years(last)}"
+
+
+def _years(count: int) -> str:
+    return "1 year" if count == 1 else f"{count} years"
 
 
 @dataclass(frozen=True)
@@ -186,7 +270,7 @@ def evaluate(
         years = _whole_years(inputs.first_activation, today)
         memberships.append(
             Membership(
-                f"tenure-{_band(years, config.tenure_band_years)}",
+                f"{_TENURE_PREFIX}{_band(years, config.tenure_band_years)}",
                 "tenure.band",
                 (Evidence("tenure_years", str(years), ",".join(map(str, config.tenure_band_years))),),
             )
@@ -195,13 +279,13 @@ def evaluate(
         age = _whole_years(inputs.birth_date, today)
         memberships.append(
             Membership(
-                f"age-{_band(age, config.age_band_years)}",
+                f"{_AGE_PREFIX}{_band(age, config.age_band_years)}",
                 "age.band",
                 (Evidence("age_years", str(age), ",".join(map(str, config.age_band_years))),),
             )
         )
     if region := region_slug(inputs.region):
-        memberships.append(Membership(f"region-{region}", "region.home", (Evidence("region", inputs.region),)))
+        memberships.append(Membership(f"{_REGION_PREFIX}{region}", "region.home", (Evidence("region", inputs.region),)))
     return Evaluation(memberships, score, factors)
 
 

@@ -20,6 +20,7 @@ from services.customer.segment_evaluator import rank_vip
 from tests.support import create_request, failure, line, person, request_id
 
 TODAY = datetime.now(UTC).date()
+DIMENSIONS = [d for d in segments_pb2.SegmentDimension.values() if d != segments_pb2.SEGMENT_DIMENSION_UNSPECIFIED]
 
 
 @pytest.fixture
@@ -49,6 +50,43 @@ async def segments_when(
             if condition(found):
                 return found
             await asyncio.sleep(0.05)
+
+
+async def ported_customer_of_30_with_a_4_year_line(customer_stub: CustomerServiceStub, region: str) -> str:
+    """A customer aged 30 in `region`, with a line activated four years ago, who then ported out."""
+    birth = TODAY.replace(year=TODAY.year - 30) - timedelta(days=3)
+    created = await customer_stub.CreateCustomer(
+        create_request(person(region=region, birth=(birth.year, birth.month, birth.day))), timeout=5
+    )
+    subscription = line()
+    subscription.activation_date.CopyFrom(day(TODAY.replace(year=TODAY.year - 4)))
+    await customer_stub.CreateSubscription(
+        customer_service_pb2.CreateSubscriptionRequest(
+            parent=created.name, subscription=subscription, request_id=request_id()
+        ),
+        timeout=5,
+    )
+    for status, reason in (
+        (customer_pb2.CUSTOMER_STATUS_ACTIVE, customer_pb2.CHURN_REASON_UNSPECIFIED),
+        (customer_pb2.CUSTOMER_STATUS_CHURNED, customer_pb2.CHURN_REASON_PORTED_TO_COMPETITOR),
+    ):
+        await customer_stub.ChangeCustomerStatus(
+            customer_service_pb2.ChangeCustomerStatusRequest(
+                name=created.name, status=status, churn_reason=reason, request_id=request_id()
+            ),
+            timeout=5,
+        )
+    return created.name
+
+
+async def listed_by_dimension(stub: SegmentServiceStub) -> dict[str, list[int]]:
+    """Every listed segment with the dimensions whose filter returned it."""
+    found: dict[str, list[int]] = {}
+    for dimension in DIMENSIONS:
+        listed = await stub.ListSegments(segments_pb2.ListSegmentsRequest(dimension=dimension), timeout=5)
+        for segment in listed.segments:
+            found.setdefault(segment.name, []).append(dimension)
+    return found
 
 
 async def overdue_invoice(billing: BillingServiceStub, customer: str, invoice_id: str, days_overdue: int) -> None:
@@ -247,7 +285,9 @@ async def test_member_counters_match_memberships_and_members_page(
         if not token:
             break
     assert set(created) <= set(members) and len(members) == len(set(members))
-    listed = await segments.ListSegments(segments_pb2.ListSegmentsRequest(dimension="region"), timeout=5)
+    listed = await segments.ListSegments(
+        segments_pb2.ListSegmentsRequest(dimension=segments_pb2.SEGMENT_DIMENSION_REGION), timeout=5
+    )
     counts = {s.name: s.member_count for s in listed.segments}
     assert counts["segments/region-qoraqalpogiston"] == len(members)
     async with customer_engine.connect() as connection:
@@ -301,3 +341,81 @@ async def test_vip_ranking_puts_the_top_spender_in_value_vip(
     assert found["segments/value-vip"].rule == "value.top_share"
     small_segments = await segments_when(segments, small, lambda s: True)
     assert "segments/value-vip" not in small_segments
+
+
+# Dimensions and descriptions -----------------------------------------------------------------------
+
+
+async def test_filtering_by_the_dimension_a_listed_segment_reports_returns_that_segment(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    customer = await ported_customer_of_30_with_a_4_year_line(customer_stub, "Buxoro viloyati")
+    await segments_when(segments, customer, lambda s: "segments/churned-to-competitor" in s)
+    listed = await segments.ListSegments(segments_pb2.ListSegmentsRequest(), timeout=5)
+    assert listed.segments
+    for segment in listed.segments:
+        filtered = await segments.ListSegments(segments_pb2.ListSegmentsRequest(dimension=segment.dimension), timeout=5)
+        assert segment.name in {s.name for s in filtered.segments}
+        assert {s.dimension for s in filtered.segments} == {segment.dimension}
+
+
+async def test_every_segment_of_a_customer_is_listed_under_exactly_one_dimension(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    customer = await ported_customer_of_30_with_a_4_year_line(customer_stub, "Navoiy viloyati")
+    found = await segments_when(segments, customer, lambda s: "segments/churned-to-competitor" in s)
+    by_dimension = await listed_by_dimension(segments)
+    assert {segment: len(by_dimension.get(segment, [])) for segment in found} == dict.fromkeys(found, 1)
+
+
+async def test_churned_to_competitor_is_listed_by_its_own_dimension(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    customer = await ported_customer_of_30_with_a_4_year_line(customer_stub, "Xorazm viloyati")
+    await segments_when(segments, customer, lambda s: "segments/churned-to-competitor" in s)
+    listed = await segments.ListSegments(
+        segments_pb2.ListSegmentsRequest(dimension=segments_pb2.SEGMENT_DIMENSION_CHURNED), timeout=5
+    )
+    churned = {s.name: s for s in listed.segments}["segments/churned-to-competitor"]
+    assert churned.dimension == segments_pb2.SEGMENT_DIMENSION_CHURNED
+    assert churned.member_count >= 1
+
+
+async def test_age_tenure_and_region_segments_are_described_in_words(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    customer = await ported_customer_of_30_with_a_4_year_line(customer_stub, "Fargʻona viloyati")
+    await segments_when(segments, customer, lambda s: "segments/tenure-3-5" in s)
+    listed = await segments.ListSegments(segments_pb2.ListSegmentsRequest(), timeout=5)
+    descriptions = {s.name: s.description for s in listed.segments}
+    assert descriptions["segments/age-25-35"] == "Aged 25 to 34"
+    assert descriptions["segments/tenure-3-5"] == "Customer for 3 to 4 years"
+    assert descriptions["segments/region-fargona-viloyati"] == "Home region: Fargona Viloyati"
+
+
+async def test_listing_without_a_dimension_returns_segments_of_every_dimension_with_members(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    customer = await ported_customer_of_30_with_a_4_year_line(customer_stub, "Sirdaryo viloyati")
+    found = await segments_when(segments, customer, lambda s: "segments/churned-to-competitor" in s)
+    listed = await segments.ListSegments(segments_pb2.ListSegmentsRequest(), timeout=5)
+    assert set(found) <= {s.name for s in listed.segments}
+    assert len({s.dimension for s in listed.segments}) > 1
+
+
+async def test_an_unknown_dimension_number_is_invalid_argument_on_dimension(segments: SegmentServiceStub):
+    code, error = await failure(
+        segments.ListSegments(segments_pb2.ListSegmentsRequest(dimension=99), timeout=5)  # type: ignore[arg-type]
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["dimension"]  # type: ignore[attr-defined]
+
+
+async def test_an_explicitly_unspecified_dimension_is_invalid_argument_on_dimension(segments: SegmentServiceStub):
+    code, error = await failure(
+        segments.ListSegments(
+            segments_pb2.ListSegmentsRequest(dimension=segments_pb2.SEGMENT_DIMENSION_UNSPECIFIED), timeout=5
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["dimension"]  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ segment, with no change to the rules."""
 
 import json
 import math
+import re
 from dataclasses import fields, replace
 from datetime import date
 from decimal import Decimal
@@ -16,6 +17,7 @@ from chassis.errors import InvalidArgument
 from services.customer.domain import ChurnReason, CustomerStatus, OrganizationKind
 from services.customer.segmentation import (
     UPDATABLE_CONFIG_FIELDS,
+    Dimension,
     Evaluation,
     Evidence,
     Membership,
@@ -24,6 +26,8 @@ from services.customer.segmentation import (
     SegmentInputs,
     apply_config_update,
     churn_risk,
+    describe_segment,
+    dimension_of,
     evaluate,
     region_slug,
     validate_config,
@@ -566,6 +570,102 @@ def test_every_customer_has_exactly_one_customer_type(inputs: SegmentInputs) -> 
 def test_churn_score_lies_between_zero_and_one(inputs: SegmentInputs) -> None:
     score, _ = churn_risk(inputs, DEFAULTS, TODAY)
     assert 0.0 <= score <= 1.0
+
+
+# Dimensions and descriptions -----------------------------------------------------------------------
+
+_ascending_bands = st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=6, unique=True).map(
+    lambda bands: tuple(sorted(bands))
+)
+
+
+@pytest.mark.parametrize(
+    ("segment", "dimension"),
+    [
+        ("type-consumer", Dimension.CUSTOMER_TYPE),
+        ("type-government", Dimension.CUSTOMER_TYPE),
+        ("value-vip", Dimension.VALUE),
+        ("debtor", Dimension.DEBTOR),
+        ("churn-risk-high", Dimension.CHURN_RISK),
+        ("churned-to-competitor", Dimension.CHURNED),
+        ("usage-mostly-on-net", Dimension.USAGE),
+        ("tenure-under-1", Dimension.TENURE),
+        ("tenure-10-plus", Dimension.TENURE),
+        ("age-25-35", Dimension.AGE),
+        ("region-toshkent-viloyati", Dimension.REGION),
+    ],
+)
+def test_each_segment_belongs_to_its_dimension(segment: str, dimension: Dimension) -> None:
+    assert dimension_of(segment) is dimension
+
+
+@pytest.mark.parametrize("segment", ["", "loyal-gold", "type-martian", "age-old", "tenure-", "region-"])
+def test_a_segment_no_rule_makes_has_no_dimension(segment: str) -> None:
+    with pytest.raises(ValueError, match="no segmentation rule"):
+        dimension_of(segment)
+
+
+@given(_any_inputs, st.none() | st.decimals(min_value=0, max_value=10**7, places=2), _ascending_bands, _ascending_bands)
+def test_every_segment_the_rules_make_has_a_dimension_and_a_description(
+    inputs: SegmentInputs,
+    vip_spend_threshold: Decimal | None,
+    tenure_bands: tuple[int, ...],
+    age_bands: tuple[int, ...],
+) -> None:
+    config = replace(DEFAULTS, tenure_band_years=tenure_bands, age_band_years=age_bands)
+    evaluation = evaluate(inputs, config, vip_spend_threshold=vip_spend_threshold, today=TODAY)
+    for membership in evaluation.memberships:
+        assert dimension_of(membership.segment) in Dimension
+        assert describe_segment(membership.segment)[:1].isupper()
+
+
+@pytest.mark.parametrize(
+    ("segment", "description"),
+    [
+        ("age-under-25", "Aged under 25"),
+        ("age-25-35", "Aged 25 to 34"),
+        ("age-65-plus", "Aged 65 or over"),
+        ("age-18-19", "Aged 18"),
+    ],
+)
+def test_an_age_band_is_described_by_the_whole_years_it_covers(segment: str, description: str) -> None:
+    assert describe_segment(segment) == description
+
+
+@pytest.mark.parametrize(
+    ("segment", "description"),
+    [
+        ("tenure-under-1", "Customer for less than 1 year"),
+        ("tenure-1-3", "Customer for 1 to 2 years"),
+        ("tenure-10-plus", "Customer for 10 years or more"),
+        ("tenure-1-2", "Customer for 1 year"),
+    ],
+)
+def test_a_tenure_band_is_described_by_the_whole_years_it_covers(segment: str, description: str) -> None:
+    assert describe_segment(segment) == description
+
+
+@given(st.integers(min_value=0, max_value=110), _ascending_bands)
+def test_the_description_of_an_age_band_includes_its_members_age(age: int, bands: tuple[int, ...]) -> None:
+    inputs = _inputs(birth_date=TODAY.replace(year=TODAY.year - age))
+    [segment] = _segments_starting(inputs, "age-", replace(DEFAULTS, age_band_years=bands))
+    described = describe_segment(segment)
+    if found := re.fullmatch(r"Aged under (\d+)", described):
+        assert age < int(found[1])
+    elif found := re.fullmatch(r"Aged (\d+) or over", described):
+        assert age >= int(found[1])
+    elif found := re.fullmatch(r"Aged (\d+) to (\d+)", described):
+        assert int(found[1]) <= age <= int(found[2])
+    else:
+        assert described == f"Aged {age}"
+
+
+def test_a_home_region_is_described_with_its_words_capitalised() -> None:
+    assert describe_segment("region-toshkent-viloyati") == "Home region: Toshkent Viloyati"
+
+
+def test_a_fixed_segment_keeps_its_written_description() -> None:
+    assert describe_segment("churned-to-competitor") == "Left by porting their number to a competitor"
 
 
 # Config: validation --------------------------------------------------------------------------------
