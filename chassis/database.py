@@ -104,19 +104,26 @@ def _translate(error: DBAPIError) -> Exception:
     return error
 
 
-def migrate(database_url: str, migrations: Path) -> None:
-    """Upgrades the database at `database_url` to the newest revision in `migrations`."""
+MIGRATION_ENVIRONMENT = Path(__file__).parent / "migrations"
+"""The Alembic environment (env.py, script.py.mako) every service's revisions run in."""
+
+
+def migrate(database_url: str, revisions: Path, target: str = "head") -> None:
+    """Upgrades the database at `database_url` to `target` (the newest by default) of the revisions in
+    the folder `revisions`."""
     config = Config()
-    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("script_location", str(MIGRATION_ENVIRONMENT))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(revisions))
     config.attributes["database_url"] = database_url
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
         return
     # Alembic drives its own event loop, which cannot nest in a running one: give it a thread.
     with ThreadPoolExecutor(max_workers=1) as thread:
-        thread.submit(command.upgrade, config, "head").result()
+        thread.submit(command.upgrade, config, target).result()
 
 
 def run_migrations_online(config: Config) -> None:

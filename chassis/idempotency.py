@@ -34,6 +34,22 @@ Response = TypeVar("Response", bound=Message)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+IDEMPOTENCY_DDL = (
+    """
+    CREATE TABLE idempotency_keys (
+        caller text NOT NULL,
+        request_id text NOT NULL,
+        method text NOT NULL,
+        fingerprint bytea NOT NULL,
+        response bytea,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (caller, request_id)
+    )
+    """,
+)
+"""Statements a service's first migration runs to keep its request ids (see `idempotency_table`)."""
+
+
 def idempotency_table(metadata: MetaData) -> Table:
     """The table every service keeps its request ids in (created by the service's migration)."""
     return Table(

@@ -10,8 +10,9 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from chassis.errors import invalid_field
 
@@ -20,6 +21,7 @@ MAX_PAGE_SIZE = 500
 
 Criteria = Mapping[str, str | int | bool | None]
 SortKey = list[str | int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class PageRequest:
 
     size: int
     after: SortKey | None
+
+    @property
+    def fetch_size(self) -> int:
+        """Rows a store reads for this page: one more than asked for, to learn whether more follow."""
+        return self.size + 1
 
     def after_uuid(self) -> uuid.UUID | None:
         """The UUID the page starts after; INVALID_ARGUMENT when the token holds something else."""
@@ -77,3 +84,22 @@ def next_page_token(last_key: SortKey, criteria: Criteria) -> str:
 def _fingerprint(criteria: Criteria) -> str:
     canonical = json.dumps(dict(criteria), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Items of one page and the token of the next ("" on the last page)."""
+
+    items: list[T]
+    next_page_token: str
+
+    @classmethod
+    def cut(
+        cls, rows: Sequence[T], page: PageRequest, sort_key: Callable[[T], SortKey], criteria: Criteria
+    ) -> "Page[T]":
+        """The page of `rows`, which a store fetched with `page.fetch_size` (one more than asked for):
+        the extra row, when there, only says that a next page exists."""
+        if len(rows) <= page.size:
+            return cls(list(rows), "")
+        items = list(rows[: page.size])
+        return cls(items, next_page_token(sort_key(items[-1]), criteria))

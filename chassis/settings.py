@@ -1,13 +1,17 @@
 """Typed settings read once from environment variables at start.
 
-A missing or malformed value raises `SettingsError` naming the variable; entry points turn it into a
-one-line message and a non-zero exit.
+A settings class is a frozen dataclass whose fields say, once, their default and how their variable
+is read (`setting(...)`); `read_settings` fills it from `<PREFIX>_<FIELD>` variables, and nested
+settings (`nested(...)`) from their own prefix. A missing or malformed value raises `SettingsError`
+naming the variable; entry points turn it into a one-line message and a non-zero exit.
 """
 
+import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar, Self, get_type_hints
 
 
 class SettingsError(Exception):
@@ -61,6 +65,17 @@ class Environment:
             raise SettingsError(name, f"must be at least {minimum}, got {value}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        """A yes/no switch: true/false, yes/no, on/off or 1/0."""
+        raw = self._values.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
+
     def address(self, name: str, default: str) -> str:
         """A listen or target address `host:port` (port 0 picks a free port)."""
         value = self.text(name, default)
@@ -77,15 +92,103 @@ class Environment:
         return value
 
 
+Reader = Callable[[Environment, str, Any], Any]
+"""Reads one variable: (environment, variable name, default or None when required) -> value."""
+
+_READER = "settings.reader"
+_VARIABLE = "settings.variable"
+_PREFIX = "settings.prefix"
+_DEFAULTS = "settings.defaults"
+
+
+def setting(default: Any = dataclasses.MISSING, *, variable: str = "", reader: Reader | None = None) -> Any:
+    """A settings field: its default (none: required), its variable's name after the prefix (the
+    field's name in capitals unless given), and how it is read (by the field's type unless given)."""
+    return dataclasses.field(default=default, metadata={_READER: reader, _VARIABLE: variable})
+
+
+def nested(prefix: str = "", **defaults: Any) -> Any:
+    """A field holding settings of its own, read from `<PREFIX>_<prefix><FIELD>` variables, with
+    `defaults` replacing the nested class's own (e.g. a service's listen address)."""
+    return dataclasses.field(metadata={_PREFIX: prefix, _DEFAULTS: defaults})
+
+
+def at_least(minimum: float) -> Reader:
+    """Seconds (fractions allowed) no smaller than `minimum`."""
+    return lambda env, name, default: env.seconds(name, default, minimum=minimum)
+
+
+def between(minimum: int, maximum: int = 2**31 - 1) -> Reader:
+    """A whole number within [minimum, maximum]."""
+    return lambda env, name, default: env.integer(name, default, minimum=minimum, maximum=maximum)
+
+
+def address(env: Environment, name: str, default: str) -> str:
+    """A `host:port`."""
+    return env.address(name, default)
+
+
+def optional_address(env: Environment, name: str, default: str) -> str:
+    """A `host:port`, or empty when unset."""
+    return env.address(name, default) if env.text(name, "") else ""
+
+
+def database_url(env: Environment, name: str, default: object) -> str:
+    """A PostgreSQL URL; always required."""
+    return env.database_url(name)
+
+
+def _reader_of_type(kind: object) -> Reader:
+    readers: dict[object, Reader] = {
+        bool: lambda env, name, default: env.flag(name, default),
+        int: lambda env, name, default: env.integer(name, default),
+        float: lambda env, name, default: env.seconds(name, default),
+        str: lambda env, name, default: env.text(name, default),
+    }
+    if kind not in readers:
+        raise TypeError(f"a settings field of type {kind!r} needs a reader")
+    return readers[kind]
+
+
+def read_settings(cls: type[Any], env: Environment, prefix: str, **defaults: Any) -> Any:
+    """The settings dataclass `cls` read from `<prefix>_<FIELD>` variables; `defaults` replace the
+    fields' own."""
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if _PREFIX in field.metadata:
+            nested_prefix = f"{prefix}_{field.metadata[_PREFIX]}".rstrip("_")
+            values[field.name] = read_settings(hints[field.name], env, nested_prefix, **field.metadata[_DEFAULTS])
+            continue
+        variable = f"{prefix}_{field.metadata.get(_VARIABLE) or field.name.upper()}"
+        default = defaults.get(field.name, field.default)
+        reader = field.metadata.get(_READER) or _reader_of_type(hints[field.name])
+        values[field.name] = reader(env, variable, None if default is dataclasses.MISSING else default)
+    return cls(**values)
+
+
+class FromEnvironment:
+    """Mixin of a settings dataclass read from `<PREFIX>_...` variables."""
+
+    PREFIX: ClassVar[str]
+    """The variables' prefix, e.g. `LOYALTY`."""
+
+    @classmethod
+    def from_environment(cls, env: Environment | None = None) -> Self:
+        """Reads and validates the settings; SettingsError names the bad variable."""
+        settings: Self = read_settings(cls, env or Environment(), cls.PREFIX)
+        return settings
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
-    """How a gRPC server listens and protects itself."""
+    """How a gRPC server listens and protects itself (`<PREFIX>_GRPC_ADDRESS`, `<PREFIX>_MAX_...`)."""
 
-    address: str
-    """Where to listen, `host:port`; port 0 picks a free port (tests)."""
-    max_concurrent_rpcs: int = 256
+    address: str = setting("127.0.0.1:0", variable="GRPC_ADDRESS", reader=address)
+    """Where to listen, `host:port`; port 0 picks a free port (tests). Each service names its own default."""
+    max_concurrent_rpcs: int = setting(256, reader=between(1))
     """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED."""
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = setting(4 * 1024 * 1024, reader=between(1024))
     """Largest request or response message accepted."""
     shutdown_drain_seconds: float = 2.0
     """After SIGTERM, how long health says NOT_SERVING while calls are still accepted, so that load
@@ -96,32 +199,24 @@ class ServerSettings:
     @classmethod
     def from_environment(cls, env: Environment, prefix: str, default_address: str) -> "ServerSettings":
         """Reads `<PREFIX>_GRPC_ADDRESS`, `<PREFIX>_MAX_CONCURRENT_RPCS` and friends."""
-        return cls(
-            address=env.address(f"{prefix}_GRPC_ADDRESS", default_address),
-            max_concurrent_rpcs=env.integer(f"{prefix}_MAX_CONCURRENT_RPCS", 256, minimum=1),
-            max_message_bytes=env.integer(f"{prefix}_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
-            shutdown_drain_seconds=env.seconds(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", 2.0),
-            shutdown_grace_seconds=env.seconds(f"{prefix}_SHUTDOWN_GRACE_SECONDS", 10.0),
-        )
+        settings: ServerSettings = read_settings(cls, env, prefix, address=default_address)
+        return settings
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
-    """How a service reaches its own PostgreSQL database."""
+    """How a service reaches its own PostgreSQL database (`<PREFIX>_DATABASE_...`)."""
 
-    url: str
-    """PostgreSQL URL of the service's database."""
-    pool_size: int = 10
+    url: str = setting(reader=database_url)
+    """PostgreSQL URL of the service's database (`<PREFIX>_DATABASE_URL`, required)."""
+    pool_size: int = setting(10, reader=between(1, 1000))
     """Connections kept open in the pool."""
-    statement_timeout_seconds: float = 5.0
+    statement_timeout_seconds: float = setting(5.0, reader=at_least(0.1))
     """Longest a single statement may run before PostgreSQL cancels it."""
 
     @classmethod
     def from_environment(cls, env: Environment, prefix: str) -> "DatabaseSettings":
         """Reads `<PREFIX>_DATABASE_URL` (required), `<PREFIX>_DATABASE_POOL_SIZE` and
         `<PREFIX>_DATABASE_STATEMENT_TIMEOUT_SECONDS`."""
-        return cls(
-            url=env.database_url(f"{prefix}_DATABASE_URL"),
-            pool_size=env.integer(f"{prefix}_DATABASE_POOL_SIZE", 10, minimum=1, maximum=1000),
-            statement_timeout_seconds=env.seconds(f"{prefix}_DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-        )
+        settings: DatabaseSettings = read_settings(cls, env, f"{prefix}_DATABASE")
+        return settings

@@ -2,35 +2,28 @@
 
 from dataclasses import dataclass
 
-from chassis.settings import Environment, ServerSettings
+from chassis.settings import Environment, FromEnvironment, ServerSettings, at_least, nested, setting
 from gateway.routes import EXPOSED_SERVICES
 
 DEFAULT_ADDRESS = "127.0.0.1:50050"
 
 
+def _backend_targets(env: Environment, name: str, default: object) -> dict[str, str]:
+    """Each exposed service's backend, from its own variable (`GATEWAY_<SERVICE>_TARGET`)."""
+    return {service.name: env.address(service.target_variable, service.default_target) for service in EXPOSED_SERVICES}
+
+
 @dataclass(frozen=True, kw_only=True)
-class GatewaySettings:
+class GatewaySettings(FromEnvironment):
     """Everything the gateway needs to start."""
 
-    server: ServerSettings
-    """Where and how the gateway listens (`GATEWAY_GRPC_ADDRESS`, ...)."""
-    backend_targets: dict[str, str]
-    """Backend `host:port` per exposed service name (`GATEWAY_<SERVICE>_TARGET`)."""
-    max_deadline_seconds: float
-    """Deadline of a forwarded call when the client set none or a longer one (`GATEWAY_MAX_DEADLINE_SECONDS`)."""
-    health_check_interval_seconds: float
-    """How often backend health is polled (`GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS`)."""
+    PREFIX = "GATEWAY"
 
-    @classmethod
-    def from_environment(cls, env: Environment | None = None) -> "GatewaySettings":
-        """Reads and validates the settings; SettingsError names the bad variable."""
-        env = env or Environment()
-        return cls(
-            server=ServerSettings.from_environment(env, "GATEWAY", DEFAULT_ADDRESS),
-            backend_targets={
-                service.name: env.address(service.target_variable, service.default_target)
-                for service in EXPOSED_SERVICES
-            },
-            max_deadline_seconds=env.seconds("GATEWAY_MAX_DEADLINE_SECONDS", 30.0, minimum=0.1),
-            health_check_interval_seconds=env.seconds("GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS", 2.0, minimum=0.1),
-        )
+    server: ServerSettings = nested(address=DEFAULT_ADDRESS)
+    """Where and how the gateway listens (`GATEWAY_GRPC_ADDRESS`, ...)."""
+    backend_targets: dict[str, str] = setting(reader=_backend_targets)
+    """Backend `host:port` per exposed service name (`GATEWAY_<SERVICE>_TARGET`)."""
+    max_deadline_seconds: float = setting(30.0, reader=at_least(0.1))
+    """Deadline of a forwarded call when the client set none or a longer one (`GATEWAY_MAX_DEADLINE_SECONDS`)."""
+    health_check_interval_seconds: float = setting(2.0, reader=at_least(0.1))
+    """How often backend health is polled (`GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS`)."""

@@ -12,7 +12,7 @@ from chassis.database import Database, async_url, create_engine
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from services.customer.app import build_customer_server, migrate_customer_database
+from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
 from tools.postgres import PostgresCluster, open_cluster
 
@@ -34,7 +34,7 @@ def migrated_database_url(postgres: PostgresCluster, worker_id: str) -> Callable
     def database(name: str) -> str:
         if name not in urls:
             url = postgres.ensure_database(f"{name}_{worker_id}")
-            migrate_customer_database(_settings(url))
+            CUSTOMER.migrate(_settings(url))
             urls[name] = url
         return urls[name]
 
@@ -58,7 +58,7 @@ def customer_database_url(migrated_database_url: Callable[[str], str]) -> str:
 @pytest.fixture(scope="session")
 async def customer_server(customer_database_url: str) -> AsyncIterator[ServiceServer]:
     """The customer service on a free port of 127.0.0.1."""
-    server = build_customer_server(_settings(customer_database_url))
+    server = CUSTOMER.build_server(_settings(customer_database_url))
     await server.start()
     yield server
     await server.stop()

@@ -15,6 +15,10 @@ from crm.common.v1 import common_pb2
 from crm.customer.v1 import billing_pb2, customer_pb2, customer_service_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 
+CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
+USAGE_SERVICE = "crm.customer.v1.UsageService"
+LOYALTY_SERVICE = "crm.loyalty.v1.LoyaltyService"
+
 _numbers = random.Random(20261123)
 _issued: set[str] = set()
 _request_ids = itertools.count()

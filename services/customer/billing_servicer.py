@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.database import Database
 from chassis.errors import AlreadyExists, FailedPrecondition, invalid_field, not_found
 from chassis.idempotency import IdempotentRunner
-from chassis.money import decimal_to_money, money_to_decimal
 from chassis.outbox import append_event
+from chassis.wellknown import decimal_to_money, money_to_decimal
 from crm.customer.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 from services.customer import billing, billing_store, store
 from services.customer.mapping import customer_name, date_from_proto, date_to_proto, parse_customer_name, timestamp

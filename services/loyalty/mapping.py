@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
 
 from chassis.errors import invalid_field
-from chassis.money import decimal_to_money, money_to_decimal
+from chassis.wellknown import decimal_to_money, money_to_decimal
 from crm.loyalty.v1 import loyalty_pb2, program_pb2, rewards_pb2
 from services.loyalty import program, rewards
 from services.loyalty.ledger import Account, Entry

@@ -17,7 +17,7 @@ from chassis.outbox import append_event
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
 from crm.common.v1 import events_pb2
-from services.customer.app import build_customer_server
+from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
 from tests.event_consumer_process import CONSUMED_EVENTS_DDL, record_consumed_event
 from tests.event_support import feed_end
@@ -282,7 +282,7 @@ async def test_a_following_consumer_carries_on_after_the_feed_server_restarts(
     def payload(tag: str) -> Message:
         return wrappers_pb2.UInt64Value(value=len(tag))
 
-    server = build_customer_server(settings)
+    server = CUSTOMER.build_server(settings)
     await server.start()
     following = asyncio.ensure_future(consumer.run_until_stopped())
     try:
@@ -291,7 +291,7 @@ async def test_a_following_consumer_carries_on_after_the_feed_server_restarts(
         await wait_for(lambda: _at_least(consumer.position, end), 20, "the events before the restart")
         await server.stop()
         after = await produce(producer, payload, batches=1, batch_size=5)
-        server = build_customer_server(settings)
+        server = CUSTOMER.build_server(settings)
         await server.start()
         end = await last_position(customer_engine, event_type)
         await wait_for(lambda: _at_least(consumer.position, end), 20, "the events after the restart")

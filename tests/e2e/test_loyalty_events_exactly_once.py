@@ -17,9 +17,9 @@ from chassis.settings import Environment
 from crm.customer.v1 import events_pb2 as customer_events_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from services.customer.app import migrate_customer_database
+from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
-from services.loyalty.app import migrate_loyalty_database
+from services.loyalty.app import LOYALTY
 from services.loyalty.earning import EVENT_TYPES
 from services.loyalty.settings import LoyaltySettings
 from tests.event_support import feed_end
@@ -64,9 +64,9 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
 ):
     # Both databases start empty, so that every account and entry comes from this test's payments.
     customer_url = fresh_database(postgres, f"customer_loyalty_kill_{worker_id}")
-    migrate_customer_database(CustomerSettings.from_environment(Environment({"CUSTOMER_DATABASE_URL": customer_url})))
+    CUSTOMER.migrate(CustomerSettings.from_environment(Environment({"CUSTOMER_DATABASE_URL": customer_url})))
     loyalty_url = fresh_database(postgres, f"loyalty_kill_{worker_id}")
-    migrate_loyalty_database(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
+    LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
     logs = Path(tmp_path_factory.mktemp("loyalty-kill-logs"))
     customer_address = f"127.0.0.1:{free_port()}"
     customer = start_process(

@@ -15,7 +15,7 @@ from chassis.settings import Environment
 from chassis.status import status_of
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from services.loyalty.app import migrate_loyalty_database
+from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.processes import free_port, start_process, wait_until_serving
 from tests.support import failure, request_id
@@ -31,7 +31,7 @@ async def gateway_to_loyalty(
     postgres: PostgresCluster, worker_id: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LoyaltyServiceStub]:
     url = postgres.ensure_database(f"loyalty_gateway_{worker_id}")
-    migrate_loyalty_database(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
+    LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
     logs = Path(tmp_path_factory.mktemp("loyalty-gateway-logs"))
     loyalty_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     loyalty = start_process(

@@ -5,19 +5,17 @@ import secrets
 from dataclasses import dataclass
 
 import grpc
-from alembic import command
-from alembic.config import Config
 from google.protobuf import field_mask_pb2
 from google.type import date_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chassis.database import async_url
+from chassis.database import async_url, migrate
 from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1 import events_pb2 as customer_events
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from services.customer.app import MIGRATIONS
+from services.customer.app import CUSTOMER
 from tests.event_support import CUSTOMER_ERASED, committed_events, feed_end, follow_events, unpack
 from tests.support import create_request, failure, line, request_id, unique_mobile
 from tools.postgres import PostgresCluster
@@ -286,10 +284,7 @@ async def test_migration_links_answers_stored_before_it_to_their_customers(postg
     name = f"customer_erasure_migration_{worker_id}"
     postgres.drop_database(name)
     url = postgres.ensure_database(name)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["database_url"] = url
-    await asyncio.to_thread(command.upgrade, config, "0004")
+    await asyncio.to_thread(migrate, url, CUSTOMER.migrations, "0004")
     customer_name = "customers/4f1c2d3e-3333-4000-8000-000000000000"
     answers = {
         "sign-up": ("CreateCustomer", customer_pb2.Customer(name=customer_name).SerializeToString()),
@@ -310,7 +305,7 @@ async def test_migration_links_answers_stored_before_it_to_their_customers(postg
                     ),
                     {"rid": rid, "method": method, "response": response},
                 )
-        await asyncio.to_thread(command.upgrade, config, "head")
+        await asyncio.to_thread(migrate, url, CUSTOMER.migrations)
         async with engine.connect() as connection:
             rows = await connection.execute(
                 text("SELECT request_id, customer_id::text AS customer FROM idempotency_keys")

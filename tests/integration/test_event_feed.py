@@ -20,7 +20,7 @@ from crm.common.v1.events_pb2_grpc import EventFeedServiceStub
 from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1 import events_pb2 as customer_events
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from services.customer.app import build_customer_server
+from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
 from tests.event_support import (
     CUSTOMER_CREATED,
@@ -271,7 +271,7 @@ async def test_following_streams_end_as_unavailable_when_the_server_stops(custom
             }
         )
     )
-    server: ServiceServer = build_customer_server(settings)
+    server: ServiceServer = CUSTOMER.build_server(settings)
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         request = events_pb2.StreamEventsRequest(follow=True, event_types=["crm.example.v1.NeverSent"])

@@ -5,8 +5,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chassis.server import ServiceServer
 from chassis.settings import Environment
-from services.customer.app import SERVICE_NAME, build_customer_server
+from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
+from tests.support import CUSTOMER_SERVICE as SERVICE_NAME
 
 
 async def test_health_watch_streams_the_serving_status(customer_server: ServiceServer):
@@ -31,7 +32,7 @@ async def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path)
             }
         )
     )
-    server = build_customer_server(settings)
+    server = CUSTOMER.build_server(settings)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -14,7 +14,7 @@ from chassis.server import ServiceServer
 from chassis.settings import Environment
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from services.loyalty.app import build_loyalty_server, migrate_loyalty_database
+from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.support import request_id
 from tools.postgres import PostgresCluster
@@ -38,14 +38,14 @@ def _settings(url: str) -> LoyaltySettings:
 def loyalty_database_url(postgres: PostgresCluster, worker_id: str) -> str:
     """A migrated loyalty database of this test worker."""
     url = postgres.ensure_database(f"loyalty_it_{worker_id}")
-    migrate_loyalty_database(_settings(url))
+    LOYALTY.migrate(_settings(url))
     return url
 
 
 @pytest.fixture(scope="session")
 async def loyalty_server(loyalty_database_url: str) -> AsyncIterator[ServiceServer]:
     """The loyalty service on a free port of 127.0.0.1."""
-    server = build_loyalty_server(_settings(loyalty_database_url))
+    server = LOYALTY.build_server(_settings(loyalty_database_url))
     await server.start()
     yield server
     await server.stop()

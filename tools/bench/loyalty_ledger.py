@@ -32,9 +32,10 @@ import grpc
 from chassis.settings import Environment
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from services.loyalty.app import SERVICE_NAME, migrate_loyalty_database
+from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
+from tests.support import LOYALTY_SERVICE as SERVICE_NAME
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -372,7 +373,7 @@ async def run(accounts: int, concurrencies: list[int], max_requests: int, max_se
     try:
         database = f"bench_loyalty_{uuid.uuid4().hex[:8]}"
         url = cluster.ensure_database(database)
-        migrate_loyalty_database(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
+        LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
         loyalty_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         quiet = {"LOG_LEVEL": "WARNING"}
         processes.append(

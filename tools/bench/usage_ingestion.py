@@ -26,8 +26,9 @@ from google.type import date_pb2
 
 from chassis.database import migrate
 from crm.customer.v1 import usage_pb2, usage_pb2_grpc
-from services.customer.app import MIGRATIONS, USAGE_SERVICE_NAME
+from services.customer.app import CUSTOMER
 from tests.processes import free_port, start_process, wait_until_serving
+from tests.support import USAGE_SERVICE as USAGE_SERVICE_NAME
 from tools.postgres import open_cluster
 
 STREAM_TIMEOUT_SECONDS = 600.0
@@ -193,7 +194,7 @@ async def run(lines: int, records: int, streams: int, batch: int) -> Figures:
     service = None
     try:
         url = cluster.ensure_database(f"bench_{uuid.uuid4().hex[:8]}")
-        migrate(url, MIGRATIONS)
+        migrate(url, CUSTOMER.migrations)
         await prepare_lines(url, lines)
         print(f"generating {records:,} records over {lines:,} lines", flush=True)
         rows = generate_records(lines, records)

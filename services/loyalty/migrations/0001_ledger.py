@@ -6,6 +6,7 @@ Revises:
 
 from alembic import op
 
+from chassis.idempotency import IDEMPOTENCY_DDL
 from chassis.outbox import OUTBOX_DDL
 
 revision = "0001"
@@ -71,19 +72,8 @@ def upgrade() -> None:
         "CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries "
         "FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()"
     )
-    op.execute(
-        """
-        CREATE TABLE idempotency_keys (
-            caller text NOT NULL,
-            request_id text NOT NULL,
-            method text NOT NULL,
-            fingerprint bytea NOT NULL,
-            response bytea,
-            create_time timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (caller, request_id)
-        )
-        """
-    )
+    for statement in IDEMPOTENCY_DDL:
+        op.execute(statement)
     for statement in OUTBOX_DDL:
         op.execute(statement)
 

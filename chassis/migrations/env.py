@@ -1,4 +1,4 @@
-"""Alembic environment of the loyalty database."""
+"""Alembic environment shared by every service's database; each service brings only its revisions."""
 
 from alembic import context
 

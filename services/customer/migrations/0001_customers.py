@@ -6,6 +6,8 @@ Revises:
 
 from alembic import op
 
+from chassis.idempotency import IDEMPOTENCY_DDL
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -99,19 +101,8 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX consent_records_customer ON consent_records (customer_id, id DESC)")
     op.execute("CREATE INDEX consent_records_customer_purpose ON consent_records (customer_id, purpose, id DESC)")
-    op.execute(
-        """
-        CREATE TABLE idempotency_keys (
-            caller text NOT NULL,
-            request_id text NOT NULL,
-            method text NOT NULL,
-            fingerprint bytea NOT NULL,
-            response bytea,
-            create_time timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (caller, request_id)
-        )
-        """
-    )
+    for statement in IDEMPOTENCY_DDL:
+        op.execute(statement)
 
 
 def downgrade() -> None:

@@ -1,7 +1,0 @@
-"""Alembic environment of the customer database."""
-
-from alembic import context
-
-from chassis.database import run_migrations_online
-
-run_migrations_online(context.config)
