@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chassis.status import status_of
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.loyalty.ledger_checks import entry_count, ledger_sum
+from tests.integration.loyalty.ledger_checks import entry_count, ledger_sum
 from tests.support import failure, request_id
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.loyalty.ledger_checks import entry_count, ledger_state
+from tests.integration.loyalty.ledger_checks import entry_count, ledger_state
 from tests.support import failure, request_id
 
 PARTNER = "retailer-artel-chilonzor"

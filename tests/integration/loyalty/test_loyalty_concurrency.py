@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chassis.status import from_rpc_error
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.loyalty.ledger_checks import ledger_sum
+from tests.integration.loyalty.ledger_checks import ledger_sum
 from tests.support import failure, request_id
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.loyalty.conftest import ProgramChange
-from tests.loyalty.ledger_checks import ledger_state
+from tests.integration.loyalty.conftest import ProgramChange
+from tests.integration.loyalty.ledger_checks import ledger_state
 from tests.support import failure, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]

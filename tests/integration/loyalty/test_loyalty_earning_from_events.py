@@ -28,7 +28,7 @@ from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.customer.usage_publisher import fold_pending, publish_changed_months
 from services.loyalty import earning
 from tests.event_support import feed_end, read_feed, unpack
-from tests.loyalty.conftest import ProgramChange
+from tests.integration.loyalty.conftest import ProgramChange
 from tests.support import bill_and_pay, create_request, failure, line, person, proto_day, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]

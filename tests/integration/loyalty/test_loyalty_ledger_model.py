@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chassis.status import from_rpc_error
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.loyalty.ledger_checks import ledger_state, lot_remainders
+from tests.integration.loyalty.ledger_checks import ledger_state, lot_remainders
 from tests.support import request_id
 
 T = TypeVar("T")
