@@ -48,3 +48,5 @@ def configure_logging(service_name: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    # Start and stop lines stay whatever the level: supervisors and tests read the bound port there.
+    logging.getLogger("crm.server").setLevel(min(root.level, logging.INFO))

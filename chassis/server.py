@@ -33,6 +33,10 @@ Readiness = Callable[[], Awaitable[bool | Mapping[str, bool]]]
 Registration = Callable[[grpc.aio.Server], None]
 
 
+class ListenError(Exception):
+    """The server cannot listen where it was told (the port is taken, or the host is not this machine's)."""
+
+
 @dataclass
 class ServiceServer:
     """A built server: call `start`, then `stop` (or `serve_until_signalled`)."""
@@ -143,9 +147,13 @@ def build_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(settings.address)
+    try:
+        port = server.add_insecure_port(settings.address)
+    except RuntimeError:
+        # SO_REUSEPORT is off, so a port another process holds is refused here instead of shared.
+        raise ListenError(f"cannot listen on {settings.address}: the port is taken or the host is not local") from None
     if port == 0:
-        raise OSError(f"cannot listen on {settings.address}")
+        raise ListenError(f"cannot listen on {settings.address}")
     return ServiceServer(
         server=server,
         port=port,
@@ -165,6 +173,9 @@ def run_process(service_name: str, main: Callable[[], Awaitable[None]]) -> None:
         asyncio.run(main())
     except SettingsError as error:
         print(f"{service_name}: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except ListenError as error:
+        print(f"{service_name}: {error}", file=sys.stderr)
         sys.exit(2)
     finally:
         shutdown_telemetry()

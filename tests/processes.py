@@ -1,11 +1,18 @@
-"""Starting the services as real processes for end-to-end tests, and waiting until they serve."""
+"""Starting the services as real processes for end-to-end tests, and waiting until they serve.
+
+A process listens on port 0 of 127.0.0.1 and the test learns the port it bound from its "listening"
+log line, so no port is picked by one process and bound by another later (which races).
+"""
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +22,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+ANY_PORT = "127.0.0.1:0"
+
+
+@contextmanager
+def refused_address() -> Iterator[str]:
+    """An address of 127.0.0.1 where connections are refused while the block runs: its port is bound
+    but not listening, so no other process can take it meanwhile."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{holder.getsockname()[1]}"
 
 
 @dataclass
@@ -29,6 +41,7 @@ class ServiceProcess:
     name: str
     process: subprocess.Popen[bytes]
     address: str
+    """`host:port` it serves on; empty until `wait_until_serving` read the bound port from its log."""
     log_path: Path
 
     def log(self) -> str:
@@ -47,8 +60,9 @@ class ServiceProcess:
         return int(self.process.returncode)
 
 
-def start_process(name: str, module: str, env: dict[str, str], address: str, log_dir: Path) -> ServiceProcess:
-    """Runs `python -m module` with the given extra environment, logging to a file."""
+def start_process(name: str, module: str, env: dict[str, str], log_dir: Path, address: str = "") -> ServiceProcess:
+    """Runs `python -m module` with the given extra environment, logging to a file. Set its listen
+    address variable to `ANY_PORT` and leave `address` empty: the bound port is read from its log."""
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -61,11 +75,30 @@ def start_process(name: str, module: str, env: dict[str, str], address: str, log
     return ServiceProcess(name, process, address, log_path)
 
 
+def _bound_address(service: ServiceProcess) -> str:
+    """The address from the process' "listening" log line; empty while it has not logged it."""
+    for line in service.log().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("message") == "listening" and "port" in record:
+            return f"127.0.0.1:{record['port']}"
+    return ""
+
+
 async def wait_until_serving(service: ServiceProcess, health_name: str = "", timeout_seconds: float = 30.0) -> None:
     """Polls the process' health service until it reports SERVING; fails with its log if it dies."""
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    while not service.address:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.log()}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{service.name} did not listen within {timeout_seconds}s:\n{service.log()}")
+        service.address = _bound_address(service)
+        await asyncio.sleep(0.05)
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        deadline = asyncio.get_running_loop().time() + timeout_seconds
         while True:
             if service.process.poll() is not None:
                 raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.log()}")

@@ -10,7 +10,7 @@ import pytest
 
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from tests.otlp_receiver import OtlpReceiver
-from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 
 CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 LOYALTY_SERVICE = "crm.loyalty.v1.LoyaltyService"
@@ -38,41 +38,41 @@ async def running_system(
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
     }
-    customer_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     customer = start_process(
         "customer",
         "services.customer",
         {
             **telemetry,
             "CUSTOMER_DATABASE_URL": migrated_database_url("customer_e2e"),
-            "CUSTOMER_GRPC_ADDRESS": customer_address,
+            "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0.2",
         },
-        customer_address,
         logs,
     )
-    gateway = start_process(
-        "gateway",
-        "gateway",
-        {
-            **telemetry,
-            "GATEWAY_GRPC_ADDRESS": gateway_address,
-            "GATEWAY_CUSTOMER_TARGET": customer_address,
-            # No loyalty service runs here: the gateway must serve the rest without it.
-            "GATEWAY_LOYALTY_TARGET": f"127.0.0.1:{free_port()}",
-            "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
-            "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
-        },
-        gateway_address,
-        logs,
-    )
+    gateway: ServiceProcess | None = None
     try:
         await wait_until_serving(customer, CUSTOMER_SERVICE)
-        await wait_until_serving(gateway, CUSTOMER_SERVICE)
-        yield RunningSystem(customer, gateway, receiver)
+        with refused_address() as no_loyalty:
+            gateway = start_process(
+                "gateway",
+                "gateway",
+                {
+                    **telemetry,
+                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
+                    "GATEWAY_CUSTOMER_TARGET": customer.address,
+                    # No loyalty service runs here: the gateway must serve the rest without it.
+                    "GATEWAY_LOYALTY_TARGET": no_loyalty,
+                    "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
+                    "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
+                },
+                logs,
+            )
+            await wait_until_serving(gateway, CUSTOMER_SERVICE)
+            yield RunningSystem(customer, gateway, receiver)
     finally:
         # Stop in threads: the processes flush telemetry to the receiver on this event loop as they exit.
-        await asyncio.to_thread(gateway.stop)
+        if gateway is not None:
+            await asyncio.to_thread(gateway.stop)
         await asyncio.to_thread(customer.stop)
         await receiver.stop()
 

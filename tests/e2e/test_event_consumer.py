@@ -3,6 +3,7 @@ happens to the consumer, the feed or the handler."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
 from tests.event_consumer_process import CONSUMED_EVENTS_DDL, record_consumed_event
 from tests.event_support import feed_end
-from tests.processes import ServiceProcess, free_port, start_process
+from tests.processes import ANY_PORT, ServiceProcess, start_process
 from tools.postgres import PostgresCluster
 
 # Each test reads its own payload type, so that the events other tests write do not reach it.
@@ -136,7 +137,7 @@ async def test_a_consumer_killed_mid_stream_applies_every_event_exactly_once(
     }
 
     def start_consumer(attempt: int) -> ServiceProcess:
-        return start_process(f"consumer-{attempt}", "tests.event_consumer_process", environment, "", tmp_path)
+        return start_process(f"consumer-{attempt}", "tests.event_consumer_process", environment, tmp_path)
 
     async def applied() -> int:
         return await scalar(consumer_engine, "SELECT count(*) FROM consumed_events")
@@ -257,16 +258,12 @@ async def test_a_following_consumer_carries_on_after_the_feed_server_restarts(
     consumer_engine: AsyncEngine,
 ):
     event_type = wrappers_pb2.UInt64Value.DESCRIPTOR.full_name
-    address = f"127.0.0.1:{free_port()}"
     settings = CustomerSettings.from_environment(
-        Environment(
-            {
-                "CUSTOMER_DATABASE_URL": customer_database_url,
-                "CUSTOMER_GRPC_ADDRESS": address,
-                "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
-            }
-        )
+        Environment({"CUSTOMER_DATABASE_URL": customer_database_url, "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0"})
     )
+    server = CUSTOMER.build_server(replace(settings, server=replace(settings.server, address=ANY_PORT)))
+    # The restarted server comes back on the port the first one bound, where the consumer reconnects.
+    address = f"127.0.0.1:{server.port}"
     database = database_at(consumer_database_url)
     consumer = EventConsumer(
         name="restart-test",
@@ -282,7 +279,6 @@ async def test_a_following_consumer_carries_on_after_the_feed_server_restarts(
     def payload(tag: str) -> Message:
         return wrappers_pb2.UInt64Value(value=len(tag))
 
-    server = CUSTOMER.build_server(settings)
     await server.start()
     following = asyncio.ensure_future(consumer.run_until_stopped())
     try:
@@ -291,7 +287,7 @@ async def test_a_following_consumer_carries_on_after_the_feed_server_restarts(
         await wait_for(lambda: _at_least(consumer.position, end), 20, "the events before the restart")
         await server.stop()
         after = await produce(producer, payload, batches=1, batch_size=5)
-        server = CUSTOMER.build_server(settings)
+        server = CUSTOMER.build_server(replace(settings, server=replace(settings.server, address=address)))
         await server.start()
         end = await last_position(customer_engine, event_type)
         await wait_for(lambda: _at_least(consumer.position, end), 20, "the events after the restart")

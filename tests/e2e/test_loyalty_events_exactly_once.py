@@ -23,7 +23,7 @@ from services.loyalty.app import LOYALTY
 from services.loyalty.earning import EVENT_TYPES
 from services.loyalty.settings import LoyaltySettings
 from tests.event_support import feed_end
-from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, start_process, wait_until_serving
 from tests.support import bill_and_pay, create_request, person
 from tools.postgres import PostgresCluster
 
@@ -68,35 +68,31 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
     loyalty_url = fresh_database(postgres, f"loyalty_kill_{worker_id}")
     LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
     logs = Path(tmp_path_factory.mktemp("loyalty-kill-logs"))
-    customer_address = f"127.0.0.1:{free_port()}"
     customer = start_process(
         "customer",
         "services.customer",
         {
             "CUSTOMER_DATABASE_URL": customer_url,
-            "CUSTOMER_GRPC_ADDRESS": customer_address,
+            "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
         },
-        customer_address,
         logs,
     )
 
     def start_loyalty(run: int) -> ServiceProcess:
-        address = f"127.0.0.1:{free_port()}"
         return start_process(
             f"loyalty-{run}",
             "services.loyalty",
             {
                 "LOYALTY_DATABASE_URL": loyalty_url,
-                "LOYALTY_GRPC_ADDRESS": address,
-                "LOYALTY_CUSTOMER_FEED_TARGET": customer_address,
+                "LOYALTY_GRPC_ADDRESS": ANY_PORT,
+                "LOYALTY_CUSTOMER_FEED_TARGET": customer.address,
                 "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
             },
-            address,
             logs,
         )
 
-    loyalty = start_loyalty(0)
+    loyalty: ServiceProcess | None = None
     loyalty_engine = create_async_engine(async_url(loyalty_url))
     customer_engine = create_async_engine(async_url(customer_url))
     rng = random.Random(11)
@@ -104,8 +100,9 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
     lag: list[int] = []
     try:
         await wait_until_serving(customer)
+        loyalty = start_loyalty(0)
         await wait_until_serving(loyalty)
-        async with grpc.aio.insecure_channel(customer_address) as channel:
+        async with grpc.aio.insecure_channel(customer.address) as channel:
             customers = CustomerServiceStub(channel)
             billing = BillingServiceStub(channel)
             names = [
@@ -192,5 +189,6 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
     finally:
         await loyalty_engine.dispose()
         await customer_engine.dispose()
-        loyalty.stop()
+        if loyalty is not None:
+            loyalty.stop()
         customer.stop()

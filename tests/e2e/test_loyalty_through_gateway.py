@@ -17,7 +17,7 @@ from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
-from tests.processes import free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import failure, request_id
 from tools.postgres import PostgresCluster
 
@@ -33,34 +33,34 @@ async def gateway_to_loyalty(
     url = postgres.ensure_database(f"loyalty_gateway_{worker_id}")
     LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
     logs = Path(tmp_path_factory.mktemp("loyalty-gateway-logs"))
-    loyalty_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     loyalty = start_process(
         "loyalty",
         "services.loyalty",
-        {"LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": loyalty_address, "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0"},
-        loyalty_address,
+        {"LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": ANY_PORT, "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0"},
         logs,
     )
-    gateway = start_process(
-        "gateway",
-        "gateway",
-        {
-            "GATEWAY_GRPC_ADDRESS": gateway_address,
-            "GATEWAY_CUSTOMER_TARGET": f"127.0.0.1:{free_port()}",
-            "GATEWAY_LOYALTY_TARGET": loyalty_address,
-            "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
-            "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
-        },
-        gateway_address,
-        logs,
-    )
+    gateway: ServiceProcess | None = None
     try:
         await wait_until_serving(loyalty, LOYALTY_SERVICE)
-        await wait_until_serving(gateway, LOYALTY_SERVICE)
-        async with grpc.aio.insecure_channel(gateway_address) as channel:
-            yield LoyaltyServiceStub(channel)
+        with refused_address() as no_customer_service:
+            gateway = start_process(
+                "gateway",
+                "gateway",
+                {
+                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
+                    "GATEWAY_CUSTOMER_TARGET": no_customer_service,
+                    "GATEWAY_LOYALTY_TARGET": loyalty.address,
+                    "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
+                    "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
+                },
+                logs,
+            )
+            await wait_until_serving(gateway, LOYALTY_SERVICE)
+            async with grpc.aio.insecure_channel(gateway.address) as channel:
+                yield LoyaltyServiceStub(channel)
     finally:
-        await asyncio.to_thread(gateway.stop)
+        if gateway is not None:
+            await asyncio.to_thread(gateway.stop)
         await asyncio.to_thread(loyalty.stop)
 
 

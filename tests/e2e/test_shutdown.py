@@ -14,7 +14,7 @@ from chassis.database import async_url
 from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from tests.e2e.conftest import CUSTOMER_SERVICE
-from tests.processes import free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, start_process, wait_until_serving
 from tests.support import create_request, person
 
 
@@ -22,23 +22,21 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_cleanly(
     migrated_database_url, tmp_path_factory: pytest.TempPathFactory
 ):
     url = migrated_database_url("customer_shutdown")
-    address = f"127.0.0.1:{free_port()}"
     service = start_process(
         "customer-shutdown",
         "services.customer",
         {
             "CUSTOMER_DATABASE_URL": url,
-            "CUSTOMER_GRPC_ADDRESS": address,
+            "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_GRACE_SECONDS": "20",
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "1",
         },
-        address,
         Path(tmp_path_factory.mktemp("shutdown-logs")),
     )
     engine = create_async_engine(async_url(url))
     try:
         await wait_until_serving(service, CUSTOMER_SERVICE)
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(service.address) as channel:
             stub = CustomerServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
             created = await stub.CreateCustomer(create_request(person("Kamola", "Ergasheva")), timeout=5)

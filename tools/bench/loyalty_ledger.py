@@ -34,7 +34,7 @@ from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
-from tests.processes import ServiceProcess, free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import LOYALTY_SERVICE as SERVICE_NAME
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
 
@@ -374,34 +374,31 @@ async def run(accounts: int, concurrencies: list[int], max_requests: int, max_se
         database = f"bench_loyalty_{uuid.uuid4().hex[:8]}"
         url = cluster.ensure_database(database)
         LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": url})))
-        loyalty_address, gateway_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         quiet = {"LOG_LEVEL": "WARNING"}
-        processes.append(
-            start_process(
-                "loyalty-bench",
-                "services.loyalty",
-                {**quiet, "LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": loyalty_address},
-                loyalty_address,
-                workspace,
-            )
+        loyalty = start_process(
+            "loyalty-bench",
+            "services.loyalty",
+            {**quiet, "LOYALTY_DATABASE_URL": url, "LOYALTY_GRPC_ADDRESS": ANY_PORT},
+            workspace,
         )
-        processes.append(
-            start_process(
+        processes.append(loyalty)
+        await wait_until_serving(loyalty, SERVICE_NAME)
+        with refused_address() as no_customer_service:
+            gateway = start_process(
                 "gateway-bench",
                 "gateway",
                 {
                     **quiet,
-                    "GATEWAY_GRPC_ADDRESS": gateway_address,
-                    "GATEWAY_LOYALTY_TARGET": loyalty_address,
+                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
+                    "GATEWAY_LOYALTY_TARGET": loyalty.address,
                     # No customer service runs here; the gateway still needs somewhere to point.
-                    "GATEWAY_CUSTOMER_TARGET": f"127.0.0.1:{free_port()}",
+                    "GATEWAY_CUSTOMER_TARGET": no_customer_service,
                 },
-                gateway_address,
                 workspace,
             )
-        )
-        await wait_until_serving(processes[0], SERVICE_NAME)
-        await wait_until_serving(processes[1], SERVICE_NAME)
+            processes.append(gateway)
+            await wait_until_serving(gateway, SERVICE_NAME)
+        loyalty_address, gateway_address = loyalty.address, gateway.address
         admin = await asyncpg.connect(_asyncpg_url(cluster.admin_url), timeout=CALL_TIMEOUT_SECONDS)
         async with grpc.aio.insecure_channel(loyalty_address) as channel:
             print(f"opening and funding {accounts:,} accounts", flush=True)

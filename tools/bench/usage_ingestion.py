@@ -27,7 +27,7 @@ from google.type import date_pb2
 from chassis.database import migrate
 from crm.customer.v1 import usage_pb2, usage_pb2_grpc
 from services.customer.app import CUSTOMER
-from tests.processes import free_port, start_process, wait_until_serving
+from tests.processes import ANY_PORT, start_process, wait_until_serving
 from tests.support import USAGE_SERVICE as USAGE_SERVICE_NAME
 from tools.postgres import open_cluster
 
@@ -199,21 +199,20 @@ async def run(lines: int, records: int, streams: int, batch: int) -> Figures:
         print(f"generating {records:,} records over {lines:,} lines", flush=True)
         rows = generate_records(lines, records)
         batches = to_batches(rows, batch)
-        address = f"127.0.0.1:{free_port()}"
         service = start_process(
             "customer-bench",
             "services.customer",
             {
                 "CUSTOMER_DATABASE_URL": url,
-                "CUSTOMER_GRPC_ADDRESS": address,
+                "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
                 "CUSTOMER_MAX_MESSAGE_BYTES": str(64 << 20),
                 "CUSTOMER_DATABASE_STATEMENT_TIMEOUT_SECONDS": "120",
                 "LOG_LEVEL": "WARNING",
             },
-            address,
             workspace,
         )
         await wait_until_serving(service, USAGE_SERVICE_NAME)
+        address = service.address
         print(f"streaming through gRPC ({streams} streams)", flush=True)
         seconds, accepted = await stream_all(address, batches, streams)
         print("loading the same rows with COPY", flush=True)

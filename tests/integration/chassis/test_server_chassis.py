@@ -1,12 +1,21 @@
-"""What every server built by the chassis offers: health that follows the database, and Watch."""
+"""What every server built by the chassis offers: health that follows the database, Watch, and a
+port of its own."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chassis.server import ServiceServer
+from chassis.server import ListenError, ServiceServer
 from chassis.settings import Environment
 from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
+from tests.processes import ROOT
 from tests.support import CUSTOMER_SERVICE as SERVICE_NAME
 
 
@@ -42,3 +51,32 @@ async def test_health_is_not_serving_while_the_database_is_unreachable(tmp_path)
                 assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await server.stop()
+
+
+async def test_a_server_on_a_port_another_server_holds_is_refused_naming_the_address(
+    customer_server: ServiceServer, customer_database_url: str
+):
+    taken = f"127.0.0.1:{customer_server.port}"
+    settings = CustomerSettings.from_environment(
+        Environment({"CUSTOMER_DATABASE_URL": customer_database_url, "CUSTOMER_GRPC_ADDRESS": taken})
+    )
+    with pytest.raises(ListenError, match=re.escape(taken)):
+        CUSTOMER.build_server(settings)
+
+
+def test_a_service_process_started_on_a_taken_port_exits_with_a_clear_message(customer_database_url: str):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = f"127.0.0.1:{holder.getsockname()[1]}"
+        finished = subprocess.run(
+            [sys.executable, "-m", "services.customer"],
+            cwd=ROOT,
+            env={**os.environ, "CUSTOMER_DATABASE_URL": customer_database_url, "CUSTOMER_GRPC_ADDRESS": taken},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert finished.returncode == 2
+    assert f"customer-service: cannot listen on {taken}: the port is taken" in finished.stderr
+    assert "Traceback" not in finished.stderr
