@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -106,6 +107,12 @@ def _translate(error: DBAPIError) -> Exception:
 
 MIGRATION_ENVIRONMENT = Path(__file__).parent / "migrations"
 """The Alembic environment (env.py, script.py.mako) every service's revisions run in."""
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT changed (`Session.execute` types every result as
+    `Result`, while DML statements return a `CursorResult`, which counts them)."""
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def migrate(database_url: str, revisions: Path, target: str = "head") -> None:

@@ -61,7 +61,9 @@ class EventFeedServicer(events_pb2_grpc.EventFeedServiceServicer):
         self._stopping.set()
 
     async def StreamEvents(
-        self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: events_pb2.StreamEventsRequest,
+        context: "grpc.aio.ServicerContext[events_pb2.StreamEventsRequest, events_pb2.Event]",
     ) -> AsyncIterator[events_pb2.Event]:
         if request.after_position < 0:
             raise invalid_field("after_position", "must not be negative")

@@ -130,5 +130,5 @@ def _fingerprint(request: Message) -> bytes:
     """Digest of the request without its request_id, so that only the content is compared."""
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField("request_id")  # type: ignore[arg-type]
+    copy.ClearField("request_id")
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()

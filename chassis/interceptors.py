@@ -5,7 +5,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from opentelemetry import metrics
@@ -22,7 +22,12 @@ _duration = _meter.create_histogram(
     "rpc.server.duration", unit="ms", description="Duration of gRPC calls served, by method and code"
 )
 
+# A handler's behaviour is any of the four call shapes of any message types, and aio behaviours are
+# coroutines while grpc's stubs describe the synchronous server's: no narrower type is true here.
 Behaviour = Callable[..., Any]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"  # subscriptable only in the stubs
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
@@ -35,9 +40,9 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Request, Response] | None"]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> "grpc.RpcMethodHandler[Request, Response] | None":
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -60,14 +65,16 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
                 handler.request_deserializer,
                 handler.response_serializer,
             )
-        return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(method, handler.stream_stream),
-            handler.request_deserializer,
-            handler.response_serializer,
-        )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.stream_stream),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return handler
 
     def _wrap_unary(self, method: str, behaviour: Behaviour) -> Behaviour:
-        async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def serve(request: Any, context: Context) -> Any:
             started = self._begin(context)
             try:
                 return await behaviour(request, context)
@@ -79,7 +86,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         return serve
 
     def _wrap_stream(self, method: str, behaviour: Behaviour) -> Behaviour:
-        async def serve(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
             started = self._begin(context)
             try:
                 responses = behaviour(request, context)
@@ -96,12 +103,12 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
 
         return serve
 
-    def _begin(self, context: grpc.aio.ServicerContext) -> float:
+    def _begin(self, context: Context) -> float:
         if self._trust_caller_metadata:
             set_current_caller(caller_from_metadata(context.invocation_metadata() or ()))
         return time.perf_counter()
 
-    async def _abort(self, method: str, error: Exception, context: grpc.aio.ServicerContext) -> None:
+    async def _abort(self, method: str, error: Exception, context: Context) -> None:
         """Ends the call with the status `error` stands for; re-raises gRPC's own abort."""
         if isinstance(error, grpc.aio.AbortError):
             raise error
@@ -115,7 +122,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(code, status.details, trailing_metadata=((STATUS_DETAILS_KEY, details),))
 
     @staticmethod
-    def _finish(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
+    def _finish(method: str, started: float, context: Context) -> None:
         final_code = _code_of(context) or grpc.StatusCode.OK
         elapsed_ms = (time.perf_counter() - started) * 1000
         _duration.record(elapsed_ms, {"rpc.method": method, "rpc.grpc.status_code": final_code.name})
@@ -131,8 +138,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    return None
+def _code_of(context: Context) -> grpc.StatusCode | None:
+    # None until the call's code is set, whatever the stubs say.
+    code: object = context.code()
+    return code if isinstance(code, grpc.StatusCode) else None

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from google.protobuf.message import Message
 from opentelemetry import trace
@@ -18,8 +19,9 @@ from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, MetaData, Stri
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.aggregates import AggregateType
 from chassis.background import RepeatingTask
-from chassis.database import Database
+from chassis.database import Database, rows_affected
 
 # Any fixed number shared by every replica of a service: only one numbers rows at a time.
 _SEQUENCER_LOCK = 0x0C7B0C5E
@@ -71,13 +73,18 @@ OUTBOX_DDL = (
 class NewEvent:
     """An event to write: what it is about and its payload message."""
 
-    aggregate_type: str
+    aggregate_type: AggregateType
     aggregate_id: str
     payload: Message
 
 
 async def append_event(
-    session: AsyncSession, *, aggregate_type: str, aggregate_id: str, payload: Message, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    aggregate_type: AggregateType,
+    aggregate_id: str,
+    payload: Message,
+    now: datetime | None = None,
 ) -> uuid.UUID:
     """Writes an event into the outbox within the caller's transaction; returns its id."""
     (event_id,) = await append_events(session, [NewEvent(aggregate_type, aggregate_id, payload)], now=now)
@@ -93,7 +100,7 @@ async def append_events(
     context = trace.get_current_span().get_span_context()
     trace_id = format(context.trace_id, "032x") if context.is_valid else ""
     create_time = now or datetime.now(UTC)
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "id": uuid.uuid4(),
             "aggregate_type": event.aggregate_type,
@@ -112,10 +119,10 @@ async def append_events(
         ),
         rows,
     )
-    return [row["id"] for row in rows]
+    return [cast(uuid.UUID, row["id"]) for row in rows]
 
 
-async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: str, aggregate_id: str) -> int:
+async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: AggregateType, aggregate_id: str) -> int:
     """Empties the payloads of an aggregate's events within the caller's transaction (right to be
     forgotten); returns how many. The envelopes stay, so the feed keeps its positions without holes,
     and an empty payload still parses as the (default) message of its type."""
@@ -126,7 +133,7 @@ async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: str
         ),
         {"aggregate_id": aggregate_id, "aggregate_type": aggregate_type},
     )
-    return result.rowcount or 0
+    return rows_affected(result)
 
 
 async def sequence_pending(database: Database) -> int:
@@ -152,7 +159,7 @@ async def sequence_pending(database: Database) -> int:
             ),
             {"batch": SEQUENCE_BATCH},
         )
-        return result.rowcount or 0
+        return rows_affected(result)
 
 
 def outbox_sequencer(database: Database, interval_seconds: float = 0.05) -> RepeatingTask:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -165,7 +165,7 @@ def build_server(
     )
 
 
-def run_process(service_name: str, main: Callable[[], Awaitable[None]]) -> None:
+def run_process(service_name: str, main: Callable[[], Coroutine[object, object, None]]) -> None:
     """Entry-point wrapper: logging and telemetry first, a clear message and exit 2 on bad settings."""
     configure_logging(service_name)
     configure_telemetry(service_name)

@@ -5,6 +5,9 @@ bad input, a `BadRequest` with field violations. Clients turn a failed call back
 `DomainError`, so code on both sides branches on `reason`, not on message text.
 """
 
+from collections.abc import Iterable
+from typing import Protocol
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -62,24 +65,40 @@ def to_status(error: DomainError, domain: str) -> grpc.Status:
         )
         details.append(_pack(bad_request))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
-    return rpc_status.to_status(status)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
-def from_rpc_error(error: grpc.RpcError) -> DomainError:
+class FailedCall(Protocol):
+    """A failed call as both grpc APIs raise it (`grpc.aio.AioRpcError`, or a sync `grpc.RpcError`
+    that is also a `grpc.Call`)."""
+
+    def code(self) -> grpc.StatusCode:
+        """The call's status code."""
+        ...
+
+    def details(self) -> str | None:
+        """The status message."""
+        ...
+
+    def trailing_metadata(self) -> Iterable[tuple[str, str | bytes]] | None:
+        """The trailing metadata, where the google.rpc.Status travels."""
+        ...
+
+
+def from_rpc_error(error: FailedCall) -> DomainError:
     """The domain error a failed call stands for; reason `UNKNOWN` when the server sent no ErrorInfo."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
+    code = error.code()
+    message = error.details() or ""
     status = status_of(error)
     reason, metadata, violations = "UNKNOWN", {}, []
     if status is not None:
         for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
+            info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+            # Unpack fills the message only when the detail is of its type.
+            if detail.Unpack(info):
                 reason, metadata = info.reason, dict(info.metadata)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(bad_request)
+            elif detail.Unpack(bad_request):
                 violations = [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
     error_type = _ERRORS.get(code, DomainError)
     if error_type is InvalidArgument:
@@ -87,11 +106,10 @@ def from_rpc_error(error: grpc.RpcError) -> DomainError:
     return error_type(reason, message, metadata)
 
 
-def status_of(error: grpc.RpcError) -> status_pb2.Status | None:
+def status_of(error: FailedCall) -> status_pb2.Status | None:
     """The google.rpc.Status a failed call carried in its trailing metadata, if any."""
-    trailing = error.trailing_metadata() or ()  # type: ignore[attr-defined]
-    for key, value in trailing:
-        if key == STATUS_DETAILS_KEY:
+    for key, value in error.trailing_metadata() or ():
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             return status_pb2.Status.FromString(value)
     return None
 

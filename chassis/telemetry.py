@@ -55,12 +55,14 @@ def shutdown_telemetry() -> None:
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """Interceptors that open a server span per call, continuing the caller's trace."""
-    return [aio_server_interceptor()]
+    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor()  # type: ignore[no-untyped-call]  # unannotated upstream
+    return [interceptor]
 
 
 def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
     """Interceptors that open a client span per outgoing call and propagate its context."""
-    return aio_client_interceptors()
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = aio_client_interceptors()  # type: ignore[no-untyped-call]  # unannotated upstream
+    return interceptors
 
 
 def instrument_engine(engine: AsyncEngine) -> None:

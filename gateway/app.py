@@ -63,4 +63,5 @@ async def _serving(channel: grpc.aio.Channel, service_name: str) -> bool:
         )
     except grpc.aio.AioRpcError:
         return False
-    return response.status == health_pb2.HealthCheckResponse.SERVING
+    serving: bool = response.status == health_pb2.HealthCheckResponse.SERVING
+    return serving

@@ -6,7 +6,7 @@ message and details (ErrorInfo, BadRequest) come back unchanged.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
@@ -16,7 +16,8 @@ from chassis.status import STATUS_DETAILS_KEY
 from gateway.access import authenticate, authorize, forwardable_metadata
 from gateway.routes import ExposedService
 
-Context = grpc.aio.ServicerContext
+# Forwarded messages stay bytes: the gateway neither parses nor re-encodes them.
+Context: TypeAlias = "grpc.aio.ServicerContext[bytes, bytes]"  # subscriptable only in the stubs
 
 
 class Forwarder:
@@ -35,7 +36,7 @@ class Forwarder:
             for service in services
         ]
 
-    def _handler(self, service: ExposedService, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+    def _handler(self, service: ExposedService, method: MethodDescriptor) -> "grpc.RpcMethodHandler[bytes, bytes]":
         path = f"/{service.name}/{method.name}"
         channel = self._channels[service.name]
         if method.client_streaming and method.server_streaming:
