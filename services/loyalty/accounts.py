@@ -18,8 +18,8 @@ from crm.loyalty.v1 import events_pb2
 from services.loyalty import catalog_store, ledger, store
 from services.loyalty.ledger import Account, Entry, EntryKind, Lot, Posting
 from services.loyalty.mapping import account_name, account_to_proto, entry_name, entry_to_proto, timestamp
-from services.loyalty.program import Program
-from services.loyalty.programs import current_program
+from services.loyalty.program_rules import Program
+from services.loyalty.program_versions import current_program
 
 AGGREGATE_TYPE = "loyalty_account"
 

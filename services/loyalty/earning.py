@@ -20,11 +20,11 @@ from crm.common.v1 import events_pb2 as common_events_pb2
 from crm.customer.v1 import customer_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
 from crm.loyalty.v1 import events_pb2
-from services.loyalty import accounts, ledger, program, store
+from services.loyalty import accounts, ledger, program_rules, store
 from services.loyalty.ledger import Account, AccountState
 from services.loyalty.mapping import account_name, money_from_proto
-from services.loyalty.program import CustomerFacts, EarningRule, Program, Trigger
-from services.loyalty.programs import current_program
+from services.loyalty.program_rules import CustomerFacts, EarningRule, Program, Trigger
+from services.loyalty.program_versions import current_program
 
 EventMessage = TypeVar("EventMessage", bound=Message)
 
@@ -100,18 +100,18 @@ async def credit_anniversary(session: AsyncSession, account_id: uuid.UUID, today
         return 0
     if profile.next_anniversary > today or account.state is not AccountState.ACTIVE:
         return 0
-    years = program.completed_years(profile.tenure_start, today)
+    years = program_rules.completed_years(profile.tenure_start, today)
     await store.update_customer_profile(
-        session, account_id, next_anniversary=program.anniversary(profile.tenure_start, years + 1)
+        session, account_id, next_anniversary=program_rules.anniversary(profile.tenure_start, years + 1)
     )
     plan = await current_program(session)
     facts = CustomerFacts(profile.segments, profile.regions)
     written = 0
     now = datetime.now(UTC)
     for rule in plan.rules_for(Trigger.TENURE_ANNIVERSARY):
-        if years < 1 or not program.applies(rule, facts, now):
+        if years < 1 or not program_rules.applies(rule, facts, now):
             continue
-        points = program.tenure_points(rule, years, plan.tier(account.tier))
+        points = program_rules.tenure_points(rule, years, plan.tier(account.tier))
         reason = f"{rule.display_name} ({years} years)"
         account, credited = await _credit(session, account, plan, rule, points, reason, f"tenure-{years}", None)
         written += credited
@@ -155,8 +155,8 @@ async def _line_changed(
     tenure_start = min(start, profile.tenure_start) if start and profile.tenure_start else start or profile.tenure_start
     next_anniversary = None
     if tenure_start is not None and tenure_start != profile.tenure_start:
-        today = at.date()
-        next_anniversary = program.anniversary(tenure_start, program.completed_years(tenure_start, today) + 1)
+        years = program_rules.completed_years(tenure_start, at.date())
+        next_anniversary = program_rules.anniversary(tenure_start, years + 1)
     await store.update_customer_profile(
         session,
         account_id,
@@ -168,8 +168,8 @@ async def _line_changed(
         return
     plan, facts = await current_program(session), await _facts(session, account_id)
     for rule in plan.rules_for(Trigger.FIRST_ACTIVATION):
-        if program.applies(rule, facts, at):
-            points = program.fixed_points(rule, plan.tier(account.tier))
+        if program_rules.applies(rule, facts, at):
+            points = program_rules.fixed_points(rule, plan.tier(account.tier))
             account, _ = await _credit(
                 session, account, plan, rule, points, rule.display_name, "first-activation", source_event
             )
@@ -186,8 +186,8 @@ async def _payment_received(
     amount = money_from_proto(payment.amount, "payment.amount")
     plan, facts = await current_program(session), await _facts(session, account_id)
     for rule in plan.rules_for(Trigger.PAYMENT_RECEIVED):
-        if program.applies(rule, facts, at):
-            points = program.payment_points(rule, amount, plan.tier(account.tier))
+        if program_rules.applies(rule, facts, at):
+            points = program_rules.payment_points(rule, amount, plan.tier(account.tier))
             reason = f"{rule.display_name}: {amount.amount} {amount.currency_code}"
             account, _ = await _credit(
                 session, account, plan, rule, points, reason, payment.name, source_event, reference=payment.name
@@ -204,15 +204,15 @@ async def _usage_grew(
         return
     month = f"{usage.month.year:04d}-{usage.month.month:02d}"
     reference = f"{usage.subscription}/usage/{month}"
-    totals = program.MonthlyUsage(
+    totals = program_rules.MonthlyUsage(
         data_mb=usage.data_mb,
         voice_minutes=usage.on_net_minutes + usage.off_net_minutes + usage.international_minutes,
     )
     plan, facts = await current_program(session), await _facts(session, account_id)
     for rule in plan.rules_for(Trigger.MONTHLY_USAGE):
-        if not program.applies(rule, facts, at):
+        if not program_rules.applies(rule, facts, at):
             continue
-        earned_so_far = program.usage_points(rule, totals, plan.tier(account.tier))
+        earned_so_far = program_rules.usage_points(rule, totals, plan.tier(account.tier))
         credited = await store.rule_points_for_reference(session, account_id, rule.id, reference)
         reason = f"{rule.display_name} ({month})"
         account, _ = await _credit(

@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.loyalty import store
-from services.loyalty.program import Money
-from services.loyalty.programs import current_program
+from services.loyalty.program_rules import Money
+from services.loyalty.program_versions import current_program
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from google.type import money_pb2
 from chassis.errors import invalid_field
 from chassis.wellknown import decimal_to_money, money_to_decimal
 from crm.loyalty.v1 import loyalty_pb2, program_pb2, rewards_pb2
-from services.loyalty import program, rewards
+from services.loyalty import program_rules, rewards
 from services.loyalty.ledger import Account, Entry
-from services.loyalty.program import Program
+from services.loyalty.program_rules import Program
 from services.loyalty.rewards import Reservation, Reward
 
 PROGRAM_NAME = "program"
@@ -126,7 +126,7 @@ def parse_reservation_name(name: str, field: str = "name") -> tuple[uuid.UUID, u
 def parse_reward_name(name: str, field: str = "reward") -> str:
     """The id in `rewards/{reward}`."""
     parts = name.split("/")
-    if len(parts) != 2 or parts[0] != "rewards" or not program.ID_PATTERN.match(parts[1]):
+    if len(parts) != 2 or parts[0] != "rewards" or not program_rules.ID_PATTERN.match(parts[1]):
         raise invalid_field(field, f"must look like rewards/{{reward}}, got {name!r}")
     return parts[1]
 
@@ -137,10 +137,10 @@ def parse_duration(value: Duration, present: bool) -> timedelta | None:
 
 
 def program_from_proto(message: program_pb2.Program) -> Program:
-    """The program a message describes (checked by `program.check_program`, not here)."""
+    """The program a message describes (checked by `program_rules.check_program`, not here)."""
     return Program(
         tiers=tuple(
-            program.Tier(t.id, t.display_name, t.qualifying_points, t.earn_multiplier_percent or 100)
+            program_rules.Tier(t.id, t.display_name, t.qualifying_points, t.earn_multiplier_percent or 100)
             for t in message.tiers
         ),
         earning_rules=tuple(_rule_from_proto(rule, index) for index, rule in enumerate(message.earning_rules)),
@@ -246,26 +246,29 @@ def reservation_to_proto(reservation: Reservation) -> rewards_pb2.Reservation:
     )
 
 
-def _rule_from_proto(message: program_pb2.EarningRule, index: int) -> program.EarningRule:
+def _rule_from_proto(message: program_pb2.EarningRule, index: int) -> program_rules.EarningRule:
     path = f"program.earning_rules[{index}]"
     if message.trigger == program_pb2.EARNING_TRIGGER_UNSPECIFIED:
         raise invalid_field(f"{path}.trigger", "is required")
     condition, action = message.condition, message.action
     measure = None
     if action.measure != program_pb2.USAGE_MEASURE_UNSPECIFIED:
-        measure = program.UsageMeasure(program_pb2.UsageMeasure.Name(action.measure).removeprefix("USAGE_MEASURE_"))
-    return program.EarningRule(
+        measure_name = program_pb2.UsageMeasure.Name(action.measure).removeprefix("USAGE_MEASURE_")
+        measure = program_rules.UsageMeasure(measure_name)
+    return program_rules.EarningRule(
         id=message.id,
         display_name=message.display_name.strip(),
-        trigger=program.Trigger(program_pb2.EarningTrigger.Name(message.trigger).removeprefix("EARNING_TRIGGER_")),
-        condition=program.Condition(
+        trigger=program_rules.Trigger(
+            program_pb2.EarningTrigger.Name(message.trigger).removeprefix("EARNING_TRIGGER_")
+        ),
+        condition=program_rules.Condition(
             start_time=condition.start_time.ToDatetime(tzinfo=UTC) if condition.HasField("start_time") else None,
             end_time=condition.end_time.ToDatetime(tzinfo=UTC) if condition.HasField("end_time") else None,
             segments=tuple(condition.segments),
             regions=tuple(condition.regions),
             currency_code=condition.currency_code,
         ),
-        action=program.Action(
+        action=program_rules.Action(
             points=action.points,
             per_amount=money_from_proto(action.per_amount, f"{path}.action.per_amount")
             if action.HasField("per_amount")
@@ -279,7 +282,7 @@ def _rule_from_proto(message: program_pb2.EarningRule, index: int) -> program.Ea
     )
 
 
-def _rule_to_proto(rule: program.EarningRule) -> program_pb2.EarningRule:
+def _rule_to_proto(rule: program_rules.EarningRule) -> program_pb2.EarningRule:
     condition, action = rule.condition, rule.action
     return program_pb2.EarningRule(
         id=rule.id,
@@ -304,15 +307,15 @@ def _rule_to_proto(rule: program.EarningRule) -> program_pb2.EarningRule:
     )
 
 
-def money_from_proto(message: money_pb2.Money, field: str) -> program.Money:
+def money_from_proto(message: money_pb2.Money, field: str) -> program_rules.Money:
     """A Money message as an amount; INVALID_ARGUMENT naming `field` when units and nanos disagree."""
     amount = money_to_decimal(message)
     if amount is None:
         raise invalid_field(field, "units and nanos must have the same sign")
-    return program.Money(message.currency_code, amount)
+    return program_rules.Money(message.currency_code, amount)
 
 
-def money_to_proto(money: program.Money) -> money_pb2.Money:
+def money_to_proto(money: program_rules.Money) -> money_pb2.Money:
     """The Money message of an amount."""
     return decimal_to_money(money.amount, money.currency_code)
 

@@ -18,7 +18,7 @@ from chassis.pagination import PageRequest, next_page_token
 from crm.loyalty.v1 import events_pb2
 from services.loyalty import accounts, catalog_store, ledger, mapping, rewards, store
 from services.loyalty.ledger import Entry
-from services.loyalty.programs import current_program
+from services.loyalty.program_versions import current_program
 from services.loyalty.rewards import Reservation, ReservationState, Reward
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chassis.errors import FailedPrecondition, PermissionDenied, Violations
-from services.loyalty.program import ID_PATTERN, Money
+from services.loyalty.program_rules import ID_PATTERN, Money
 
 MAX_PRICE = 100_000_000
 MAX_RESTOCK = 1_000_000

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import Database
 from services.loyalty import accounts, catalog_store, earning, redemptions, store
-from services.loyalty.programs import current_program
+from services.loyalty.program_versions import current_program
 
 BATCH = 500
 MAX_BATCHES = 100

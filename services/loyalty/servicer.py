@@ -14,7 +14,7 @@ from chassis.errors import invalid_field
 from chassis.idempotency import IdempotentRunner
 from chassis.pagination import read_page_request
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, loyalty_service_pb2_grpc, program_pb2, rewards_pb2
-from services.loyalty import accounts, kpis, ledger, mapping, programs, redemptions, rewards, scheduled, store
+from services.loyalty import accounts, kpis, ledger, mapping, program_versions, redemptions, rewards, scheduled, store
 
 DEFAULT_EXPIRING_HORIZON = timedelta(days=90)
 MAX_EXPIRING_HORIZON = timedelta(days=3660)
@@ -192,14 +192,14 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
         if request.name != mapping.PROGRAM_NAME:
             raise invalid_field("name", f"must be {mapping.PROGRAM_NAME!r}")
         async with self._database.transaction() as session:
-            program = await programs.current_program(session)
+            program = await program_versions.current_program(session)
         return mapping.program_to_proto(program)
 
     async def UpdateProgram(
         self, request: loyalty_service_pb2.UpdateProgramRequest, context: Context
     ) -> program_pb2.Program:
         async def update(session: AsyncSession) -> program_pb2.Program:
-            return mapping.program_to_proto(await programs.update_program(session, request.program))
+            return mapping.program_to_proto(await program_versions.update_program(session, request.program))
 
         return await self._once.run(request, program_pb2.Program, update)
 

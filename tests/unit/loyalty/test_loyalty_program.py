@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from services.loyalty import ledger, program, rewards
-from services.loyalty.program import (
+from services.loyalty import ledger, program_rules, rewards
+from services.loyalty.program_rules import (
     DEFAULT_PROGRAM,
     Action,
     Condition,
@@ -39,14 +39,14 @@ def payment_rule(**action: object) -> EarningRule:
     )
 
 
-def violations_of(candidate: program.Program) -> set[str]:
+def violations_of(candidate: program_rules.Program) -> set[str]:
     with pytest.raises(InvalidArgument) as raised:
-        program.check_program(candidate)
+        program_rules.check_program(candidate)
     return {v.field for v in raised.value.violations}
 
 
 def test_the_built_in_program_is_valid():
-    program.check_program(DEFAULT_PROGRAM)
+    program_rules.check_program(DEFAULT_PROGRAM)
 
 
 def test_tiers_must_start_at_zero_and_rise():
@@ -85,13 +85,13 @@ def test_durations_outside_one_second_to_ten_years_are_refused():
 
 def test_payments_earn_per_whole_amount_with_the_tier_multiplier():
     rule = payment_rule(apply_tier_multiplier=True)
-    assert program.payment_points(rule, Money("UZS", Decimal("85999.99")), BRONZE) == 85
-    assert program.payment_points(rule, Money("UZS", Decimal(85000)), GOLD) == 106
-    assert program.payment_points(rule, Money("UAH", Decimal(85000)), GOLD) == 0
+    assert program_rules.payment_points(rule, Money("UZS", Decimal("85999.99")), BRONZE) == 85
+    assert program_rules.payment_points(rule, Money("UZS", Decimal(85000)), GOLD) == 106
+    assert program_rules.payment_points(rule, Money("UAH", Decimal(85000)), GOLD) == 0
 
 
 def test_a_cap_limits_the_points_of_one_event():
-    assert program.payment_points(payment_rule(max_points=50), Money("UZS", Decimal(1_000_000)), BRONZE) == 50
+    assert program_rules.payment_points(payment_rule(max_points=50), Money("UZS", Decimal(1_000_000)), BRONZE) == 50
 
 
 def test_usage_points_count_whole_units_up_to_the_monthly_cap():
@@ -109,9 +109,9 @@ def test_usage_points_count_whole_units_up_to_the_monthly_cap():
         Condition(),
         Action(1, measure=UsageMeasure.VOICE_MINUTES, per_quantity=10.0),
     )
-    assert program.usage_points(data, MonthlyUsage(data_mb=2_999, voice_minutes=0), BRONZE) == 20
-    assert program.usage_points(data, MonthlyUsage(data_mb=90_000, voice_minutes=0), BRONZE) == 200
-    assert program.usage_points(voice, MonthlyUsage(data_mb=0, voice_minutes=129.5), BRONZE) == 12
+    assert program_rules.usage_points(data, MonthlyUsage(data_mb=2_999, voice_minutes=0), BRONZE) == 20
+    assert program_rules.usage_points(data, MonthlyUsage(data_mb=90_000, voice_minutes=0), BRONZE) == 200
+    assert program_rules.usage_points(voice, MonthlyUsage(data_mb=0, voice_minutes=129.5), BRONZE) == 12
 
 
 def test_a_campaign_applies_only_in_its_window_segments_and_regions():
@@ -129,20 +129,20 @@ def test_a_campaign_applies_only_in_its_window_segments_and_regions():
         Action(points=2, per_amount=Money("UZS", Decimal(1000))),
     )
     at_risk = CustomerFacts(frozenset({"segments/churn-risk-high"}), frozenset({"toshkent"}))
-    assert program.applies(campaign, at_risk, NOW + timedelta(days=1))
-    assert not program.applies(campaign, at_risk, NOW - timedelta(seconds=1))
-    assert not program.applies(campaign, at_risk, NOW + timedelta(days=30))
-    assert not program.applies(campaign, replace(at_risk, segments=frozenset()), NOW)
-    assert not program.applies(campaign, replace(at_risk, regions=frozenset({"Samarqand"})), NOW)
+    assert program_rules.applies(campaign, at_risk, NOW + timedelta(days=1))
+    assert not program_rules.applies(campaign, at_risk, NOW - timedelta(seconds=1))
+    assert not program_rules.applies(campaign, at_risk, NOW + timedelta(days=30))
+    assert not program_rules.applies(campaign, replace(at_risk, segments=frozenset()), NOW)
+    assert not program_rules.applies(campaign, replace(at_risk, regions=frozenset({"Samarqand"})), NOW)
 
 
 def test_tenure_points_per_year_and_anniversaries_of_leap_days():
     rule = next(r for r in DEFAULT_PROGRAM.earning_rules if r.trigger is Trigger.TENURE_ANNIVERSARY)
-    assert program.tenure_points(rule, 3, BRONZE) == 750
-    assert program.tenure_points(rule, 40, BRONZE) == 2_500
-    assert program.completed_years(date(2020, 2, 29), date(2026, 2, 28)) == 5
-    assert program.completed_years(date(2020, 2, 29), date(2026, 3, 1)) == 6
-    assert program.anniversary(date(2020, 2, 29), 6) == date(2026, 2, 28)
+    assert program_rules.tenure_points(rule, 3, BRONZE) == 750
+    assert program_rules.tenure_points(rule, 40, BRONZE) == 2_500
+    assert program_rules.completed_years(date(2020, 2, 29), date(2026, 2, 28)) == 5
+    assert program_rules.completed_years(date(2020, 2, 29), date(2026, 3, 1)) == 6
+    assert program_rules.anniversary(date(2020, 2, 29), 6) == date(2026, 2, 28)
 
 
 @given(st.integers(0, 20_000))

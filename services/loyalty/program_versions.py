@@ -13,7 +13,7 @@ from chassis.caller import current_caller
 from chassis.errors import etag_mismatch
 from crm.loyalty.v1 import program_pb2
 from services.loyalty import catalog_store, mapping
-from services.loyalty.program import DEFAULT_PROGRAM, Program, check_program
+from services.loyalty.program_rules import DEFAULT_PROGRAM, Program, check_program
 
 _parsed: dict[int, Program] = {}
 
