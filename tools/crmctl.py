@@ -31,7 +31,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
@@ -40,6 +41,10 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
+
+if TYPE_CHECKING:
+    # The call objects a continuation returns exist in grpc's stubs only.
+    from grpc import _CallFuture, _CallIterator
 
 DEFAULT_TARGET = "127.0.0.1:50050"
 USER_METADATA_KEY = "x-crm-user"
@@ -50,6 +55,9 @@ _GET_METHODS = (
     (re.compile(r"^customers/[^/]+/consentState$"), "GetConsentState"),
 )
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{6,}$")
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
 class UsageError(Exception):
@@ -87,27 +95,27 @@ class _CallDefaults(
 
     def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.ClientCallDetails, object], object],
-        details: grpc.ClientCallDetails,
-        request: object,
-    ) -> object:
-        return continuation(self._with_defaults(details), request)
+        continuation: Callable[[grpc.ClientCallDetails, _Request], "_CallFuture[_Response]"],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Request,
+    ) -> "_CallFuture[_Response]":
+        return continuation(self._with_defaults(client_call_details), request)
 
     def intercept_unary_stream(
         self,
-        continuation: Callable[[grpc.ClientCallDetails, object], object],
-        details: grpc.ClientCallDetails,
-        request: object,
-    ) -> object:
-        return continuation(self._with_defaults(details), request)
+        continuation: Callable[[grpc.ClientCallDetails, _Request], "_CallIterator[_Response]"],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Request,
+    ) -> "_CallIterator[_Response]":
+        return continuation(self._with_defaults(client_call_details), request)
 
     def intercept_stream_stream(
         self,
-        continuation: Callable[[grpc.ClientCallDetails, object], object],
-        details: grpc.ClientCallDetails,
-        requests: object,
-    ) -> object:
-        return continuation(self._with_defaults(details), requests)
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[_Request]], "_CallIterator[_Response]"],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Request],
+    ) -> "_CallIterator[_Response]":
+        return continuation(self._with_defaults(client_call_details), request_iterator)
 
 
 class ReflectedApi:
@@ -159,7 +167,6 @@ class ReflectedApi:
 
 def describe_error(error: grpc.RpcError) -> list[str]:
     """Lines that tell what went wrong: code, message, and each detail of the google.rpc.Status."""
-    assert isinstance(error, grpc.Call)
     lines = [f"error: {error.code().name}: {error.details()}"]
     try:
         status = rpc_status.from_call(error)

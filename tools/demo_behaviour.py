@@ -87,7 +87,8 @@ async def load_behaviour_data(target: str, *, today: date | None = None) -> Beha
 
 
 async def _customers_with_lines(
-    stub: customer_service_pb2_grpc.CustomerServiceStub,
+    # Quoted: mypy-protobuf's async stub types exist for type checkers only.
+    stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
 ) -> AsyncIterator[tuple[customer_pb2.Customer, list[_Line]]]:
     token = ""
     while True:
@@ -160,7 +161,7 @@ def _daily_amounts(pattern: str, rng: random.Random) -> tuple[float, float, floa
 
 
 async def _bill(
-    stub: billing_pb2_grpc.BillingServiceStub,
+    stub: "billing_pb2_grpc.BillingServiceAsyncStub",
     customer: str,
     country: str,
     habit: str,
@@ -211,7 +212,7 @@ async def _bill(
     return invoices, payments
 
 
-async def _ingest(stub: usage_pb2_grpc.UsageServiceStub, records: Sequence[usage_pb2.UsageRecord]) -> int:
+async def _ingest(stub: "usage_pb2_grpc.UsageServiceAsyncStub", records: Sequence[usage_pb2.UsageRecord]) -> int:
     async def batches() -> AsyncIterator[usage_pb2.IngestUsageRequest]:
         for start in range(0, len(records), USAGE_BATCH):
             yield usage_pb2.IngestUsageRequest(records=records[start : start + USAGE_BATCH])

@@ -450,6 +450,8 @@ class _Planner:
     def _mobile_number(self, country: Country) -> str:
         """A valid mobile number of `country` in E.164 that no other demo customer has."""
         example = phonenumbers.example_number_for_type(country.code, phonenumbers.PhoneNumberType.MOBILE)
+        if example is None:
+            raise RuntimeError(f"phonenumbers has no example mobile number for {country.code}")
         length = len(str(example.national_number))
         for _ in range(1000):
             prefix = self.rng.choice(country.mobile_prefixes)
@@ -793,7 +795,10 @@ def open_channel(target: str) -> grpc.aio.Channel:
 
 
 async def _load_customer(
-    stub: customer_service_pb2_grpc.CustomerServiceStub, plan: DemoCustomer, seed: int
+    # Quoted: mypy-protobuf's async stub types exist for type checkers only.
+    stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
+    plan: DemoCustomer,
+    seed: int,
 ) -> customer_pb2.Customer:
     """Creates one customer with its lines, consents and lifecycle; returns its final state."""
     prefix = f"demo-{seed}-{plan.index}"
@@ -846,7 +851,7 @@ async def _load_customer(
 
 
 async def _move_line_to(
-    stub: customer_service_pb2_grpc.CustomerServiceStub,
+    stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
     line: customer_pb2.Subscription,
     status: customer_pb2.SubscriptionStatus,
     options: CallOptions,

@@ -6,7 +6,9 @@ Every request carries a fixed request id, so loading twice changes nothing.
 """
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from google.type import money_pb2
@@ -15,6 +17,10 @@ from crm.customer.v1 import customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+
+if TYPE_CHECKING:
+    # mypy-protobuf's type of the stub on an asyncio channel; it exists for type checkers only.
+    from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceAsyncStub
 
 CALL_TIMEOUT_SECONDS = 10.0
 CATCH_UP_TIMEOUT_SECONDS = 90.0
@@ -37,7 +43,7 @@ class CatalogItem:
 
     reward_id: str
     display_name: str
-    kind: int
+    kind: rewards_pb2.RewardKind
     points_price: int
     value_usd: int = 0
     eligible_tiers: tuple[str, ...] = ()
@@ -101,7 +107,7 @@ async def load_loyalty_demo(target: str, expected_accounts: int) -> LoyaltySumma
     return LoyaltySummary(accounts, len(CATALOG), redemptions, sample)
 
 
-async def _create(stub: LoyaltyServiceStub, item: CatalogItem) -> None:
+async def _create(stub: "LoyaltyServiceAsyncStub", item: CatalogItem) -> None:
     reward = rewards_pb2.Reward(
         display_name=item.display_name,
         kind=item.kind,
@@ -131,7 +137,7 @@ async def _create(stub: LoyaltyServiceStub, item: CatalogItem) -> None:
         )
 
 
-async def _wait_for_accounts(stub: LoyaltyServiceStub, expected: int) -> int:
+async def _wait_for_accounts(stub: "LoyaltyServiceAsyncStub", expected: int) -> int:
     """Waits until the loyalty service has opened `expected` accounts and its figures stop moving."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + CATCH_UP_TIMEOUT_SECONDS
@@ -211,10 +217,10 @@ async def _accounts_with_points(channel: grpc.aio.Channel, minimum: int) -> list
     return found
 
 
-async def _refused_by_rules(call: object) -> bool:
+async def _refused_by_rules(call: Awaitable[object]) -> bool:
     """Awaits a call; True when the loyalty rules refused it (not enough points, not eligible)."""
     try:
-        await call  # type: ignore[misc]
+        await call
     except grpc.aio.AioRpcError as error:
         if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
             raise

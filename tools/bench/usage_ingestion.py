@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -32,6 +32,9 @@ from tests.support import USAGE_SERVICE as USAGE_SERVICE_NAME
 from tools.postgres import open_cluster
 
 STREAM_TIMEOUT_SECONDS = 600.0
+
+UsageRow = tuple[str, str, date, float, float, float, int, float, bool, str, usage_pb2.RadioTechnology]
+"""A usage record in the columns of `usage_copy`, in their order."""
 
 _LINES_SQL = """
 INSERT INTO customers (id, party_type, given_name, family_name, contact_media, phone_numbers, region_key,
@@ -87,11 +90,11 @@ class Figures:
         )
 
 
-def generate_records(lines: int, records: int, seed: int = 11) -> list[tuple]:
+def generate_records(lines: int, records: int, seed: int = 11) -> list[UsageRow]:
     """`records` usage rows spread evenly over `lines` lines, on days of the last month."""
     rng = random.Random(seed)
     start = (datetime.now(UTC).date().replace(day=1) - timedelta(days=1)).replace(day=1)
-    rows = []
+    rows: list[UsageRow] = []
     for index in range(records):
         line = index % lines + 1
         day = start + timedelta(days=(index // lines) % 28)
@@ -107,13 +110,13 @@ def generate_records(lines: int, records: int, seed: int = 11) -> list[tuple]:
                 round(rng.uniform(0, 900), 1),
                 index % 50 == 0,
                 "Toshkent" if index % 3 else "Samarqand",
-                3,
+                usage_pb2.RADIO_TECHNOLOGY_4G,
             )
         )
     return rows
 
 
-def to_batches(rows: list[tuple], batch: int) -> list[usage_pb2.IngestUsageRequest]:
+def to_batches(rows: list[UsageRow], batch: int) -> list[usage_pb2.IngestUsageRequest]:
     """The rows as IngestUsage messages."""
     messages = []
     for start in range(0, len(rows), batch):
@@ -160,7 +163,7 @@ async def stream_all(target: str, batches: list[usage_pb2.IngestUsageRequest], s
     return elapsed, sum(r.accepted for r in replies)
 
 
-async def copy_rows(url: str, rows: list[tuple]) -> float:
+async def copy_rows(url: str, rows: list[UsageRow]) -> float:
     """Seconds PostgreSQL takes to COPY the same rows into a table keyed by record id."""
     connection = await asyncpg.connect(_asyncpg_url(url))
     try:
