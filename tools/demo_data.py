@@ -31,7 +31,7 @@ from google.type import date_pb2
 
 from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2, customer_service_pb2_grpc
-from services.customer.domain import fold
+from services.customer.customers.text import fold
 
 DEFAULT_TARGET = "127.0.0.1:50050"
 CALL_METADATA = (("x-crm-user", "demo-loader"),)

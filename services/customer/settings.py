@@ -12,7 +12,7 @@ from chassis.settings import (
     nested,
     setting,
 )
-from services.customer.domain import is_country_code
+from services.customer.phone_numbers import is_country_code
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 

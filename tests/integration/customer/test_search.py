@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chassis.pagination import PageRequest
 from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
-from services.customer import domain, store
+from services.customer.customers import store
+from services.customer.customers.lifecycle import CustomerStatus
+from services.customer.customers.search import SearchCriteria
 from tests.support import (
     create_request,
     failure,
@@ -129,12 +131,12 @@ async def test_search_without_criteria_or_with_a_bad_phone_is_invalid_argument(c
 
 
 PLANNED_SEARCHES = {
-    "phone": domain.SearchCriteria(phone_number="+998901112233"),
-    "name": domain.SearchCriteria(name_key="nguyen van"),
-    "status": domain.SearchCriteria(status=domain.CustomerStatus.SUSPENDED),
-    "region": domain.SearchCriteria(region_key="fergana"),
-    "retailer": domain.SearchCriteria(retailer_id="retailers/planned-1"),
-    "name and status": domain.SearchCriteria(name_key="olek", status=domain.CustomerStatus.ACTIVE),
+    "phone": SearchCriteria(phone_number="+998901112233"),
+    "name": SearchCriteria(name_key="nguyen van"),
+    "status": SearchCriteria(status=CustomerStatus.SUSPENDED),
+    "region": SearchCriteria(region_key="fergana"),
+    "retailer": SearchCriteria(retailer_id="retailers/planned-1"),
+    "name and status": SearchCriteria(name_key="olek", status=CustomerStatus.ACTIVE),
 }
 
 

@@ -11,12 +11,13 @@ from google.type import date_pb2, money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.clock import SYSTEM_CLOCK
 from chassis.database import Database
 from crm.customer.v1 import billing_pb2, customer_pb2, customer_service_pb2, segments_pb2
 from crm.customer.v1.billing_pb2_grpc import BillingServiceStub
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.segments_pb2_grpc import SegmentServiceStub
-from services.customer.segment_evaluator import rank_vip
+from services.customer.segments.evaluator import rank_vip
 from tests.support import create_request, failure, line, person, request_id
 
 TODAY = datetime.now(UTC).date()
@@ -335,7 +336,7 @@ async def test_vip_ranking_puts_the_top_spender_in_value_vip(
                 if scored.scalar_one() == 2:
                     break
             await asyncio.sleep(0.05)
-    threshold = await rank_vip(customer_database)
+    threshold = await rank_vip(customer_database, SYSTEM_CLOCK)
     assert threshold is not None and threshold <= 900_000_000
     found = await segments_when(segments, big, lambda s: "segments/value-vip" in s)
     assert found["segments/value-vip"].rule == "value.top_share"

@@ -16,7 +16,7 @@ from chassis.database import Database
 from crm.customer.v1 import customer_pb2, customer_service_pb2, events_pb2, usage_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
-from services.customer.usage_publisher import fold_pending, publish_changed_months
+from services.customer.usage.publisher import fold_pending, publish_changed_months
 from tests.support import create_request, failure, international_format, line, person, request_id, unique_mobile
 
 TODAY = datetime.now(UTC).date()

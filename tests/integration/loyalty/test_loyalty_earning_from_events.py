@@ -25,7 +25,7 @@ from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from services.customer.usage_publisher import fold_pending, publish_changed_months
+from services.customer.usage.publisher import fold_pending, publish_changed_months
 from services.loyalty import earning
 from tests.event_support import feed_end, read_feed, unpack
 from tests.integration.loyalty.conftest import ProgramChange

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from services.customer.billing import (
+from services.customer.billing.rules import (
     Amount,
     Invoice,
     Payment,

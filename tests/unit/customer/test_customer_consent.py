@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from services.customer.domain import (
-    Channel,
+from services.customer.customers.consent import (
     ConsentDecision,
     ConsentPurpose,
     ConsentRecord,
@@ -17,6 +16,7 @@ from services.customer.domain import (
     check_consent_request,
     consent_state,
 )
+from services.customer.customers.profile import Channel
 
 CUSTOMER_ID = uuid.UUID("00000000-0000-4000-8000-000000000042")
 START = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)

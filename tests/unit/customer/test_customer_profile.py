@@ -6,11 +6,11 @@ from datetime import date, timedelta
 import pytest
 
 from chassis.errors import InvalidArgument
-from services.customer.domain import (
+from services.customer.customers.lifecycle import CustomerStatus, initial_status
+from services.customer.customers.profile import (
     Channel,
     ContactMedium,
     CustomerProfile,
-    CustomerStatus,
     Gender,
     Individual,
     Organization,
@@ -18,7 +18,6 @@ from services.customer.domain import (
     PostalAddress,
     ProfilePatch,
     apply_profile_update,
-    initial_status,
     normalized_profile,
 )
 

@@ -3,7 +3,8 @@
 import pytest
 
 from chassis.errors import InvalidArgument
-from services.customer.domain import CustomerStatus, SearchCriteria, search_criteria
+from services.customer.customers.lifecycle import CustomerStatus
+from services.customer.customers.search import SearchCriteria, search_criteria
 
 
 def _criteria(

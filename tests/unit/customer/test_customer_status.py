@@ -10,16 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from services.customer.domain import (
+from services.customer.customers.lifecycle import (
     STATUS_TRANSITIONS,
     ChurnReason,
     Customer,
-    CustomerProfile,
     CustomerStatus,
-    Individual,
     StatusChange,
     change_status,
 )
+from services.customer.customers.profile import CustomerProfile, Individual
 
 CREATED = datetime(2024, 1, 10, 9, 0, tzinfo=UTC)
 NOW = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)

@@ -8,12 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from chassis.errors import FailedPrecondition, InvalidArgument
-from services.customer.domain import (
+from services.customer.customers.lifecycle import Customer, CustomerStatus
+from services.customer.customers.lines import (
     SUBSCRIPTION_TRANSITIONS,
-    Customer,
-    CustomerProfile,
-    CustomerStatus,
-    Individual,
     Subscription,
     SubscriptionPatch,
     SubscriptionPurpose,
@@ -23,6 +20,7 @@ from services.customer.domain import (
     ensure_deletable,
     normalized_subscription,
 )
+from services.customer.customers.profile import CustomerProfile, Individual
 
 TODAY = date(2024, 6, 1)
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

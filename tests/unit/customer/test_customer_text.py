@@ -5,7 +5,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from services.customer.domain import fold, is_country_code, normalize_phone
+from services.customer.customers.text import fold
+from services.customer.phone_numbers import is_country_code, normalize_phone
 
 # fold ----------------------------------------------------------------------------------------------
 

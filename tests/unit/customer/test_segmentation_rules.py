@@ -14,23 +14,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chassis.errors import InvalidArgument
-from services.customer.domain import ChurnReason, CustomerStatus, OrganizationKind
-from services.customer.segmentation import (
+from services.customer.customers.lifecycle import ChurnReason, CustomerStatus
+from services.customer.customers.profile import OrganizationKind
+from services.customer.segments.catalogue import Dimension, describe_segment, dimension_of, region_slug
+from services.customer.segments.config import (
     UPDATABLE_CONFIG_FIELDS,
-    Dimension,
+    SegmentationConfig,
+    apply_config_update,
+    validate_config,
+)
+from services.customer.segments.rules import (
     Evaluation,
     Evidence,
     Membership,
     MonthTotals,
-    SegmentationConfig,
     SegmentInputs,
-    apply_config_update,
     churn_risk,
-    describe_segment,
-    dimension_of,
     evaluate,
-    region_slug,
-    validate_config,
 )
 
 TODAY = date(2024, 6, 15)

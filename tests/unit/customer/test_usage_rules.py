@@ -5,12 +5,12 @@ from datetime import date
 
 import pytest
 
-from services.customer import usage
+from services.customer.usage import rules
 
 TODAY = date(2026, 11, 23)
 
 
-def check(**overrides: object) -> usage.CheckedRecord | usage.Rejection:
+def check(**overrides: object) -> rules.CheckedRecord | rules.Rejection:
     values: dict[str, object] = {
         "record_id": "r-1",
         "msisdn": "+998901234567",
@@ -25,16 +25,15 @@ def check(**overrides: object) -> usage.CheckedRecord | usage.Rejection:
         "roaming": False,
         "area": " Toshkent ",
         "radio_technology": 3,
-        "default_region": "UZ",
-        "today": TODAY,
     }
     values.update(overrides)
-    return usage.check_record(**values)  # type: ignore[arg-type]
+    record = rules.ReportedRecord(**values)  # type: ignore[arg-type]  # the overrides hold each field's type
+    return rules.check_record(record, default_region="UZ", today=TODAY)
 
 
 def test_a_good_record_is_accepted_with_its_values_normalised():
     result = check()
-    assert isinstance(result, usage.CheckedRecord)
+    assert isinstance(result, rules.CheckedRecord)
     assert (result.msisdn, result.usage_date, result.area, result.radio_technology) == (
         "+998901234567",
         date(2026, 11, 20),
@@ -45,7 +44,7 @@ def test_a_good_record_is_accepted_with_its_values_normalised():
 
 def test_a_national_number_is_read_in_the_default_region():
     result = check(msisdn="90 123 45 67")
-    assert isinstance(result, usage.CheckedRecord) and result.msisdn == "+998901234567"
+    assert isinstance(result, rules.CheckedRecord) and result.msisdn == "+998901234567"
 
 
 @pytest.mark.parametrize(
@@ -66,18 +65,18 @@ def test_a_national_number_is_read_in_the_default_region():
 )
 def test_a_bad_record_is_rejected_with_its_reason(overrides: dict[str, object], reason: str):
     result = check(**overrides)
-    assert isinstance(result, usage.Rejection) and result.reason == reason
+    assert isinstance(result, rules.Rejection) and result.reason == reason
 
 
 def test_an_unspecified_technology_is_accepted_as_unknown():
     result = check(radio_technology=0, area="")
-    assert isinstance(result, usage.CheckedRecord)
+    assert isinstance(result, rules.CheckedRecord)
     assert (result.radio_technology, result.area) == ("unknown", "unknown")
 
 
 @pytest.mark.parametrize(("requested", "months"), [(0, 6), (1, 1), (36, 36), (37, None), (-1, None)])
 def test_profile_length_defaults_to_six_and_is_capped(requested: int, months: int | None):
-    assert usage.profile_months(requested) == months
+    assert rules.profile_months(requested) == months
 
 
 @pytest.mark.parametrize(
@@ -90,4 +89,4 @@ def test_profile_length_defaults_to_six_and_is_capped(requested: int, months: in
     ],
 )
 def test_a_profile_starts_on_the_first_day_of_its_earliest_month(today: date, months: int, first: date):
-    assert usage.first_month(today, months) == first
+    assert rules.first_month(today, months) == first

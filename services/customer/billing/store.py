@@ -1,4 +1,4 @@
-"""Invoices and payments of the customer database; every query is keyed by the customer."""
+"""Invoices and payments; every query is keyed by the customer."""
 
 import uuid
 from datetime import date, datetime, timedelta
@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.billing import Amount, BillingSummary, Invoice, Payment, summarize
+from services.customer.billing.rules import Amount, Invoice, Payment
 
 # Billing facts older than this matter only while still unpaid.
 HISTORY_DAYS = 400
@@ -37,7 +37,7 @@ async def insert_invoice(session: AsyncSession, customer_id: uuid.UUID, invoice:
     result = await session.execute(
         text(
             "INSERT INTO invoices (customer_id, invoice_id, currency, amount, issue_date, due_date, create_time) "
-            "VALUES (:c, :i, :currency, :amount, :issue, :due, :now) ON CONFLICT DO NOTHING"
+            "VALUES (:c, :i, :currency, :amount, :issue, :due, :now) ON CONFLICT DO NOTHING RETURNING 1"
         ),
         {
             "c": customer_id,
@@ -49,7 +49,7 @@ async def insert_invoice(session: AsyncSession, customer_id: uuid.UUID, invoice:
             "now": now,
         },
     )
-    return bool(result.rowcount)
+    return result.first() is not None
 
 
 async def insert_payment(session: AsyncSession, customer_id: uuid.UUID, payment: Payment, now: datetime) -> bool:
@@ -58,7 +58,7 @@ async def insert_payment(session: AsyncSession, customer_id: uuid.UUID, payment:
         text(
             "INSERT INTO payments "
             "(customer_id, payment_id, invoice_id, currency, amount, paid_date, late, create_time) "
-            "VALUES (:c, :p, :i, :currency, :amount, :paid_date, :late, :now) ON CONFLICT DO NOTHING"
+            "VALUES (:c, :p, :i, :currency, :amount, :paid_date, :late, :now) ON CONFLICT DO NOTHING RETURNING 1"
         ),
         {
             "c": customer_id,
@@ -71,7 +71,7 @@ async def insert_payment(session: AsyncSession, customer_id: uuid.UUID, payment:
             "now": now,
         },
     )
-    if not result.rowcount:
+    if result.first() is None:
         return False
     if payment.invoice_id:
         await session.execute(
@@ -105,14 +105,6 @@ async def recent_payments(session: AsyncSession, customer_id: uuid.UUID, today: 
     ]
 
 
-async def billing_summary(session: AsyncSession, customer_id: uuid.UUID, today: date) -> BillingSummary:
-    """The customer's billing summary as of `today`."""
-    currency = await billing_currency(session, customer_id) or ""
-    invoices = await recent_invoices(session, customer_id, today)
-    payments = await recent_payments(session, customer_id, today)
-    return summarize(invoices, payments, currency=currency, today=today)
-
-
 def _invoice(row: Row[Any]) -> Invoice:
     return Invoice(
         invoice_id=row.invoice_id,
@@ -120,4 +112,5 @@ def _invoice(row: Row[Any]) -> Invoice:
         issue_date=row.issue_date,
         due_date=row.due_date,
         paid=row.paid,
+        create_time=row.create_time,
     )

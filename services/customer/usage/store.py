@@ -1,9 +1,9 @@
-"""Usage data in the customer database, written in bulk: one statement per batch counts new
-records, active and roaming days, monthly totals and areas together."""
+"""Usage tables and queries, written in bulk: one statement per batch stores its new records, matched
+to their lines; the folder later adds them into monthly totals, active and roaming days and areas,
+in large chunks."""
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -11,26 +11,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.usage import CheckedRecord
-
-
-@dataclass(frozen=True)
-class MonthRow:
-    """One line-month of usage as stored."""
-
-    subscription_id: uuid.UUID
-    customer_id: uuid.UUID
-    month: date
-    on_net_minutes: float
-    off_net_minutes: float
-    international_minutes: float
-    sms_count: int
-    data_mb: float
-    active_days: int
-    roaming_days: int
-    record_count: int
-    areas: list[tuple[str, str, int, float]]
-
+from services.customer.usage.rules import CheckedRecord, CustomerMonth, LineMonth
 
 # The hot path: one row per record, deduplicated by its key, sorted so that concurrent batches take
 # the key's locks in one order. Folding into profiles happens later, in bulk (FOLD below).
@@ -125,8 +106,9 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await session.connection()
     await connection.execute(text("SELECT 1"))
     raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    assert driver.is_in_transaction()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]  # the asyncpg dialect's connection
+    if not driver.is_in_transaction():
+        raise RuntimeError("bulk statements must run inside the session's transaction")
     return driver
 
 
@@ -138,8 +120,7 @@ async def store_records(session: AsyncSession, records: Sequence[CheckedRecord])
     connection = await raw_connection(session)
     # CheckedRecord's fields are the statement's columns, in order.
     columns = [list(column) for column in zip(*records, strict=True)]
-    row = await connection.fetchrow(_INGEST, *columns)
-    assert row is not None
+    [row] = await connection.fetch(_INGEST, *columns)
     return int(row["stored"]), set(row["unknown_msisdns"])
 
 
@@ -153,15 +134,13 @@ async def fold_chunk(session: AsyncSession) -> int:
     """
     connection = await raw_connection(session)
     await connection.execute("SELECT pg_advisory_xact_lock(hashtext('usage-folder'))")
-    state = await connection.fetchrow(
+    [state] = await connection.fetch(
         "SELECT done_below::text AS done_below, after_xid::text AS after_xid, after_seq, "
         "pg_snapshot_xmin(pg_current_snapshot())::text AS horizon FROM usage_fold_state WHERE id = 1"
     )
-    assert state is not None
-    row = await connection.fetchrow(
+    [row] = await connection.fetch(
         _FOLD, state["done_below"], state["horizon"], state["after_xid"], state["after_seq"], FOLD_CHUNK
     )
-    assert row is not None
     if row["folded"] < FOLD_CHUNK:
         # The pass is complete: every record below the horizon is folded.
         await connection.execute(
@@ -177,7 +156,7 @@ async def fold_chunk(session: AsyncSession) -> int:
     return int(row["folded"])
 
 
-async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, since: date) -> list[MonthRow]:
+async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, since: date) -> list[LineMonth]:
     """The line's months from `since` on, newest first, with their areas (most records first)."""
     rows = (
         await session.execute(
@@ -200,7 +179,7 @@ async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, sinc
     return [_month(row, by_month.get(row.month, [])) for row in rows]
 
 
-async def take_dirty_months(session: AsyncSession, limit: int) -> list[MonthRow]:
+async def take_dirty_months(session: AsyncSession, limit: int) -> list[LineMonth]:
     """Changed line-months not yet announced, locked for this transaction (other publishers skip them)."""
     rows = (
         await session.execute(
@@ -240,8 +219,8 @@ async def take_dirty_months(session: AsyncSession, limit: int) -> list[MonthRow]
     return [_month(row, by_key.get((row.subscription_id, row.month), [])) for row in rows]
 
 
-def _month(row: Any, areas: list[tuple[str, str, int, float]]) -> MonthRow:
-    return MonthRow(
+def _month(row: Any, areas: list[tuple[str, str, int, float]]) -> LineMonth:
+    return LineMonth(
         subscription_id=row.subscription_id,
         customer_id=row.customer_id,
         month=row.month,
@@ -257,10 +236,32 @@ def _month(row: Any, areas: list[tuple[str, str, int, float]]) -> MonthRow:
     )
 
 
-async def forget_locations(session: AsyncSession, subscription_ids: Sequence[uuid.UUID]) -> None:
-    """Removes where the lines were used (personal location data); monthly totals stay, anonymous."""
-    if subscription_ids:
-        await session.execute(
-            text("DELETE FROM monthly_usage_areas WHERE subscription_id = ANY(CAST(:lines AS uuid[]))"),
-            {"lines": list(subscription_ids)},
-        )
+async def customer_months(
+    session: AsyncSession, customer_id: uuid.UUID, before: date, count: int
+) -> list[CustomerMonth]:
+    """The customer's usage over all lines in the `count` months before `before`, newest first."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT month, sum(on_net_minutes + off_net_minutes + international_minutes) AS voice,
+                   sum(on_net_minutes) AS on_net, sum(data_mb) AS data, max(roaming_days) AS roaming
+            FROM monthly_usage
+            WHERE customer_id = :c AND month < :before
+            GROUP BY month ORDER BY month DESC LIMIT :months
+            """
+        ),
+        {"c": customer_id, "before": before, "months": count},
+    )
+    return [CustomerMonth(r.month, float(r.voice), float(r.on_net), float(r.data), int(r.roaming)) for r in rows]
+
+
+async def forget_locations(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Removes where the customer's lines were used (personal location data), found through their
+    monthly totals (every area row belongs to one); the totals stay, anonymous."""
+    await session.execute(
+        text(
+            "DELETE FROM monthly_usage_areas a USING monthly_usage m "
+            "WHERE m.customer_id = :c AND a.subscription_id = m.subscription_id AND a.month = m.month"
+        ),
+        {"c": customer_id},
+    )

@@ -7,12 +7,13 @@ one transaction: every change is folded once and announced once, shortly after i
 """
 
 from chassis.background import RepeatingTask
+from chassis.clock import SYSTEM_CLOCK, Clock
 from chassis.database import Database
-from chassis.outbox import NewEvent, append_events
+from chassis.outbox import append_events
 from crm.customer.v1 import events_pb2
-from services.customer import usage_store
-from services.customer.mapping import customer_name
-from services.customer.usage_servicer import monthly_usage_to_proto
+from services.customer.announcements import customer_event
+from services.customer.usage import store
+from services.customer.usage.mapping import monthly_usage_to_proto
 
 PUBLISH_BATCH = 1000
 
@@ -22,35 +23,29 @@ async def fold_pending(database: Database) -> int:
     total = 0
     while True:
         async with database.transaction() as session:
-            folded = await usage_store.fold_chunk(session)
+            folded = await store.fold_chunk(session)
         total += folded
-        if folded < usage_store.FOLD_CHUNK:
+        if folded < store.FOLD_CHUNK:
             return total
 
 
-async def publish_changed_months(database: Database, limit: int = PUBLISH_BATCH) -> int:
-    """Writes events for up to `limit` changed line-months; returns how many."""
+async def publish_changed_months(database: Database, clock: Clock = SYSTEM_CLOCK, limit: int = PUBLISH_BATCH) -> int:
+    """Writes events for up to `limit` changed line-months, stamped with `clock`'s time; returns how many."""
     async with database.transaction() as session:
-        months = await usage_store.take_dirty_months(session, limit)
-        await append_events(
-            session,
-            [
-                NewEvent(
-                    "customer",
-                    customer_name(month.customer_id),
-                    events_pb2.MonthlyUsageUpdated(usage=monthly_usage_to_proto(month)),
-                )
-                for month in months
-            ],
-        )
+        months = await store.take_dirty_months(session, limit)
+        events = [
+            customer_event(month.customer_id, events_pb2.MonthlyUsageUpdated(usage=monthly_usage_to_proto(month)))
+            for month in months
+        ]
+        await append_events(session, events, now=clock.now())
         return len(months)
 
 
-def usage_publisher(database: Database, interval_seconds: float = 0.2) -> RepeatingTask:
+def usage_publisher(database: Database, clock: Clock, interval_seconds: float = 0.2) -> RepeatingTask:
     """Background task that keeps folding records and announcing changed line-months."""
 
     async def fold_and_announce() -> bool:
         await fold_pending(database)
-        return await publish_changed_months(database) >= PUBLISH_BATCH
+        return await publish_changed_months(database, clock) >= PUBLISH_BATCH
 
     return RepeatingTask("usage-publisher", fold_and_announce, interval_seconds)

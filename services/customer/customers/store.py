@@ -1,4 +1,5 @@
-"""Tables and queries of the customer database. Every request-path query is served by an index."""
+"""Tables and queries of customers, their lines and consent history. Every request-path query is
+served by an index."""
 
 import uuid
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     literal,
     select,
     union,
@@ -24,29 +26,22 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis.idempotency import idempotency_table
 from chassis.pagination import PageRequest
-from services.customer.domain import (
+from services.customer.customers.consent import ConsentDecision, ConsentPurpose, ConsentRecord
+from services.customer.customers.lifecycle import ChurnReason, Customer, CustomerStatus
+from services.customer.customers.lines import Subscription, SubscriptionPurpose, SubscriptionStatus
+from services.customer.customers.profile import (
     Channel,
-    ChurnReason,
-    ConsentDecision,
-    ConsentPurpose,
-    ConsentRecord,
     ContactMedium,
-    Customer,
     CustomerProfile,
-    CustomerStatus,
     Gender,
     Individual,
     Organization,
     OrganizationKind,
     PostalAddress,
-    SearchCriteria,
-    Subscription,
-    SubscriptionPurpose,
-    SubscriptionStatus,
-    fold,
 )
+from services.customer.customers.search import SearchCriteria
+from services.customer.customers.text import fold
 
 metadata = MetaData()
 
@@ -111,11 +106,6 @@ consent_records = Table(
     Column("recorder", String, nullable=False),
 )
 
-idempotency_keys = idempotency_table(metadata)
-# Which customer a stored answer is about, so that erasure finds the answers holding their data.
-idempotency_keys.append_column(Column("customer_id", UUID(as_uuid=True)))
-
-
 # Customers -----------------------------------------------------------------------------------------
 
 
@@ -161,7 +151,7 @@ async def list_customers(session: AsyncSession, page: PageRequest) -> list[Custo
     query = select(customers).where(customers.c.delete_time.is_(None))
     if (after := page.after_uuid()) is not None:
         query = query.where(customers.c.id > after)
-    rows = await session.execute(query.order_by(customers.c.id).limit(page.size + 1))
+    rows = await session.execute(query.order_by(customers.c.id).limit(page.fetch_size))
     return [_customer(row) for row in rows]
 
 
@@ -194,18 +184,18 @@ def search_statement(criteria: SearchCriteria, page: PageRequest) -> Select[Any]
         query = query.where(customers.c.retailer_id == criteria.retailer_id)
     if (after := page.after_uuid()) is not None:
         query = query.where(customers.c.id > after)
-    return query.order_by(customers.c.id).limit(page.size + 1)
+    return query.order_by(customers.c.id).limit(page.fetch_size)
 
 
 def _escape_like(text: str) -> str:
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
-def _customer_columns(customer: Customer) -> dict[str, Any]:
+def _customer_columns(customer: Customer) -> dict[str, object]:
     profile = customer.profile
     party = profile.party
     address = profile.home_address
-    columns: dict[str, Any] = {
+    columns: dict[str, object] = {
         "party_type": "individual" if isinstance(party, Individual) else "organization",
         "given_name": None,
         "family_name": None,
@@ -253,7 +243,7 @@ def _customer_columns(customer: Customer) -> dict[str, Any]:
     return columns
 
 
-def _medium_json(medium: ContactMedium) -> dict[str, Any]:
+def _medium_json(medium: ContactMedium) -> dict[str, object]:
     if medium.phone_number is not None:
         return {"phone_number": medium.phone_number, "preferred": medium.preferred}
     if medium.email_address is not None:
@@ -338,27 +328,6 @@ async def lock_customer_for_erasure(session: AsyncSession, customer_id: uuid.UUI
     return _customer(row) if row else None
 
 
-async def link_request_to_customer(
-    session: AsyncSession, *, caller: str, request_id: str, customer_id: uuid.UUID
-) -> None:
-    """Marks the stored answer of a request (written in this transaction) as being about a customer."""
-    await session.execute(
-        idempotency_keys.update()
-        .where(idempotency_keys.c.caller == caller, idempotency_keys.c.request_id == request_id)
-        .values(customer_id=customer_id)
-    )
-
-
-async def forget_request_answers(session: AsyncSession, customer_id: uuid.UUID) -> None:
-    """Drops the stored answers and request fingerprints of the customer's requests. The keys stay, so
-    that a retry cannot do the work again; it is refused as a reused request id instead."""
-    await session.execute(
-        idempotency_keys.update()
-        .where(idempotency_keys.c.customer_id == customer_id)
-        .values(response=None, fingerprint=b"")
-    )
-
-
 # Subscriptions -------------------------------------------------------------------------------------
 
 
@@ -417,7 +386,7 @@ async def list_subscriptions(session: AsyncSession, customer_id: uuid.UUID, page
     query = select(subscriptions).where(subscriptions.c.customer_id == customer_id)
     if (after := page.after_uuid()) is not None:
         query = query.where(subscriptions.c.id > after)
-    rows = await session.execute(query.order_by(subscriptions.c.id).limit(page.size + 1))
+    rows = await session.execute(query.order_by(subscriptions.c.id).limit(page.fetch_size))
     return [_subscription(row) for row in rows]
 
 
@@ -427,8 +396,16 @@ async def all_subscriptions(session: AsyncSession, customer_id: uuid.UUID) -> li
     return [_subscription(row) for row in rows]
 
 
-def _subscription_columns(subscription: Subscription) -> dict[str, Any]:
-    assert subscription.purpose is not None and subscription.activation_date is not None
+async def first_activation_date(session: AsyncSession, customer_id: uuid.UUID) -> date | None:
+    """When the customer's earliest line was activated; None without lines."""
+    query = select(func.min(subscriptions.c.activation_date)).where(subscriptions.c.customer_id == customer_id)
+    first: date | None = (await session.execute(query)).scalar()
+    return first
+
+
+def _subscription_columns(subscription: Subscription) -> dict[str, object]:
+    if subscription.purpose is None or subscription.activation_date is None:
+        raise ValueError("a line is stored only once normalized_subscription has checked it")
     return {
         "id": subscription.id,
         "customer_id": subscription.customer_id,
@@ -508,7 +485,7 @@ async def list_consent_records(session: AsyncSession, customer_id: uuid.UUID, pa
     query = select(consent_records).where(consent_records.c.customer_id == customer_id)
     if (after := page.after_int()) is not None:
         query = query.where(consent_records.c.id < after)
-    rows = await session.execute(query.order_by(consent_records.c.id.desc()).limit(page.size + 1))
+    rows = await session.execute(query.order_by(consent_records.c.id.desc()).limit(page.fetch_size))
     return [_consent_record(row) for row in rows]
 
 

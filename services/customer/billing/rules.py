@@ -4,11 +4,11 @@ Plain Python; amounts are Decimal with an ISO 4217 currency."""
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from chassis.errors import FailedPrecondition, Violations
+from chassis.errors import FailedPrecondition, Violations, invalid_field
 
 _BILLING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -33,6 +33,8 @@ class Invoice:
     issue_date: date | None
     due_date: date | None
     paid: Decimal = Decimal(0)
+    create_time: datetime | None = None
+    """When the service recorded it; None until recorded."""
 
     @property
     def unpaid(self) -> Decimal:
@@ -49,6 +51,8 @@ class Payment:
     amount: Amount
     paid_date: date | None
     late: bool = False
+    create_time: datetime | None = None
+    """When the service recorded it; None until recorded."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,14 @@ class BillingSummary:
     late_payment_count: int
     average_monthly_spend: Decimal
     months_billed: int
+
+
+def amount_in_cents(value: Decimal, currency: str, field: str) -> Amount:
+    """An amount of money as billed: INVALID_ARGUMENT naming `field` when it has more than two decimal
+    places (invoices and payments are kept to the cent)."""
+    if value != value.quantize(Decimal("0.01")):
+        raise invalid_field(field, "must not have more than two decimal places")
+    return Amount(value, currency)
 
 
 def check_invoice(invoice: Invoice, *, billing_currency: str | None) -> None:
@@ -87,6 +99,21 @@ def check_payment(payment: Payment, *, invoice: Invoice | None, billing_currency
         violations.add("payment.paid_date", "is required")
     violations.raise_if_any()
     _check_currency(payment.amount.currency, invoice.amount.currency if invoice else billing_currency)
+
+
+def ensure_invoice_found(payment: Payment, invoice: Invoice | None) -> None:
+    """A payment that names an invoice needs the customer to have that invoice."""
+    if payment.invoice_id and invoice is None:
+        raise FailedPrecondition(
+            "INVOICE_NOT_FOUND",
+            f"the customer has no invoice {payment.invoice_id}",
+            {"invoice_id": payment.invoice_id},
+        )
+
+
+def recorded_payment(payment: Payment, invoice: Invoice | None, *, now: datetime) -> Payment:
+    """The payment as recorded at `now`, marked late when it came after its invoice's due date."""
+    return replace(payment, late=is_late(payment, invoice), create_time=now)
 
 
 def is_late(payment: Payment, invoice: Invoice | None) -> bool:

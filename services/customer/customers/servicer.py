@@ -5,36 +5,49 @@ linked to that customer, so that erasure can drop it. EraseCustomer returns the 
 read "erased", no contact media, no birth date; lines keep their tariff but lose their number.
 """
 
+import uuid
+from collections.abc import Awaitable, Callable
+
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import Database
+from chassis.etags import version_from_etag
 from chassis.idempotency import IdempotentRunner
+from chassis.names import CUSTOMER, SUBSCRIPTION
 from chassis.pagination import read_page_request
 from crm.customer.v1 import (
     customer_pb2,
     customer_service_pb2,
     customer_service_pb2_grpc,
 )
-from services.customer import domain, mapping, store
-from services.customer.directory import CustomerDirectory
+from services.customer.customers import mapping
+from services.customer.customers.lifecycle import Customer, StatusChange
+from services.customer.customers.search import search_criteria
+from services.customer.customers.use_cases import CustomerDirectory
+from services.customer.request_answers import idempotency_keys
 
-Context = grpc.aio.ServicerContext
+# Handlers neither read nor write through the context: requests and answers are their arguments.
+Context = grpc.aio.ServicerContext[Message, Message]
+EraseCustomer = Callable[[AsyncSession, uuid.UUID], Awaitable[Customer]]
+"""Erasure of a customer across every part of the service (assembled above the parts)."""
 
 
 class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     """The customer system of record's gRPC face."""
 
-    def __init__(self, database: Database, directory: CustomerDirectory) -> None:
+    def __init__(self, database: Database, directory: CustomerDirectory, erase_customer: EraseCustomer) -> None:
         self._database = database
         self._directory = directory
-        self._once = IdempotentRunner(database, store.idempotency_keys)
+        self._erase_customer = erase_customer
+        self._once = IdempotentRunner(database, idempotency_keys)
 
     async def GetCustomer(
         self, request: customer_service_pb2.GetCustomerRequest, context: Context
     ) -> customer_pb2.Customer:
-        customer_id = mapping.parse_customer_name(request.name)
+        customer_id = CUSTOMER.parse_uuid(request.name)
         async with self._database.transaction() as session:
             customer = await self._directory.get_customer(session, customer_id)
         return mapping.customer_to_proto(customer)
@@ -65,8 +78,8 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def UpdateCustomer(
         self, request: customer_service_pb2.UpdateCustomerRequest, context: Context
     ) -> customer_pb2.Customer:
-        customer_id = mapping.parse_customer_name(request.customer.name, "customer.name")
-        expected_version = mapping.version_from_etag(request.customer.etag, "customer.etag")
+        customer_id = CUSTOMER.parse_uuid(request.customer.name, "customer.name")
+        expected_version = version_from_etag(request.customer.etag, "customer.etag")
         patch = mapping.profile_patch_from_proto(request.customer)
         paths = list(request.update_mask.paths)
         async with self._database.transaction() as session:
@@ -76,8 +89,8 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def DeleteCustomer(
         self, request: customer_service_pb2.DeleteCustomerRequest, context: Context
     ) -> empty_pb2.Empty:
-        customer_id = mapping.parse_customer_name(request.name)
-        expected_version = mapping.version_from_etag(request.etag)
+        customer_id = CUSTOMER.parse_uuid(request.name)
+        expected_version = version_from_etag(request.etag)
         async with self._database.transaction() as session:
             await self._directory.delete_customer(session, customer_id, expected_version)
         return empty_pb2.Empty()
@@ -85,9 +98,9 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def ChangeCustomerStatus(
         self, request: customer_service_pb2.ChangeCustomerStatusRequest, context: Context
     ) -> customer_pb2.Customer:
-        customer_id = mapping.parse_customer_name(request.name)
-        expected_version = mapping.version_from_etag(request.etag)
-        change = domain.StatusChange(
+        customer_id = CUSTOMER.parse_uuid(request.name)
+        expected_version = version_from_etag(request.etag)
+        change = StatusChange(
             status=mapping.status_from_proto(request.status, "status"),
             churn_reason=mapping.churn_reason_from_proto(request.churn_reason, "churn_reason"),
             churn_detail=request.churn_detail,
@@ -103,7 +116,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def SearchCustomers(
         self, request: customer_service_pb2.SearchCustomersRequest, context: Context
     ) -> customer_service_pb2.SearchCustomersResponse:
-        criteria = domain.search_criteria(
+        criteria = search_criteria(
             phone_number=request.phone_number,
             phone_region_code=request.phone_region_code,
             name_query=request.name_query,
@@ -122,7 +135,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def GetSubscription(
         self, request: customer_service_pb2.GetSubscriptionRequest, context: Context
     ) -> customer_pb2.Subscription:
-        customer_id, subscription_id = mapping.parse_subscription_name(request.name)
+        customer_id, subscription_id = SUBSCRIPTION.parse_uuids(request.name)
         async with self._database.transaction() as session:
             subscription = await self._directory.get_subscription(session, customer_id, subscription_id)
         return mapping.subscription_to_proto(subscription)
@@ -130,7 +143,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def ListSubscriptions(
         self, request: customer_service_pb2.ListSubscriptionsRequest, context: Context
     ) -> customer_service_pb2.ListSubscriptionsResponse:
-        customer_id = mapping.parse_customer_name(request.parent, "parent")
+        customer_id = CUSTOMER.parse_uuid(request.parent, "parent")
         page = read_page_request(request.page_size, request.page_token, {"parent": str(customer_id)})
         async with self._database.transaction() as session:
             result = await self._directory.list_subscriptions(session, customer_id, page)
@@ -142,7 +155,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def CreateSubscription(
         self, request: customer_service_pb2.CreateSubscriptionRequest, context: Context
     ) -> customer_pb2.Subscription:
-        customer_id = mapping.parse_customer_name(request.parent, "parent")
+        customer_id = CUSTOMER.parse_uuid(request.parent, "parent")
         subscription = mapping.subscription_from_proto(request.subscription, customer_id)
 
         async def create(session: AsyncSession) -> customer_pb2.Subscription:
@@ -155,8 +168,8 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def UpdateSubscription(
         self, request: customer_service_pb2.UpdateSubscriptionRequest, context: Context
     ) -> customer_pb2.Subscription:
-        customer_id, subscription_id = mapping.parse_subscription_name(request.subscription.name, "subscription.name")
-        expected_version = mapping.version_from_etag(request.subscription.etag, "subscription.etag")
+        customer_id, subscription_id = SUBSCRIPTION.parse_uuids(request.subscription.name, "subscription.name")
+        expected_version = version_from_etag(request.subscription.etag, "subscription.etag")
         patch = mapping.subscription_patch_from_proto(request.subscription)
         async with self._database.transaction() as session:
             updated = await self._directory.update_subscription(
@@ -167,7 +180,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def RecordConsent(
         self, request: customer_service_pb2.RecordConsentRequest, context: Context
     ) -> customer_pb2.ConsentRecord:
-        customer_id = mapping.parse_customer_name(request.parent, "parent")
+        customer_id = CUSTOMER.parse_uuid(request.parent, "parent")
         decision = mapping.consent_request_from_proto(request.purpose, request.decision, request.channel)
 
         async def record(session: AsyncSession) -> customer_pb2.ConsentRecord:
@@ -180,7 +193,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def GetConsentState(
         self, request: customer_service_pb2.GetConsentStateRequest, context: Context
     ) -> customer_pb2.ConsentState:
-        customer_id = mapping.parse_consent_state_name(request.name)
+        customer_id = mapping.CONSENT_STATE.parse_uuid(request.name)
         async with self._database.transaction() as session:
             state = await self._directory.consent_state(session, customer_id)
         return mapping.consent_state_to_proto(customer_id, state)
@@ -188,7 +201,7 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def ListConsentRecords(
         self, request: customer_service_pb2.ListConsentRecordsRequest, context: Context
     ) -> customer_service_pb2.ListConsentRecordsResponse:
-        customer_id = mapping.parse_customer_name(request.parent, "parent")
+        customer_id = CUSTOMER.parse_uuid(request.parent, "parent")
         page = read_page_request(request.page_size, request.page_token, {"parent": str(customer_id)})
         async with self._database.transaction() as session:
             result = await self._directory.list_consent_records(session, customer_id, page)
@@ -200,9 +213,9 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
     async def EraseCustomer(
         self, request: customer_service_pb2.EraseCustomerRequest, context: Context
     ) -> customer_pb2.Customer:
-        customer_id = mapping.parse_customer_name(request.name)
+        customer_id = CUSTOMER.parse_uuid(request.name)
 
         async def erase(session: AsyncSession) -> customer_pb2.Customer:
-            return mapping.customer_to_proto(await self._directory.erase_customer(session, customer_id))
+            return mapping.customer_to_proto(await self._erase_customer(session, customer_id))
 
         return await self._once.run(request, customer_pb2.Customer, erase)

@@ -1,0 +1,1 @@
+"""Segments: explainable memberships and churn-risk scores, evaluated when a customer's inputs change."""
