@@ -15,13 +15,13 @@ SCHEDULE_ACTOR = Caller(subject="loyalty-schedule", kind="service")
 
 
 def assemble(service: Service, settings: LoyaltySettings) -> None:
-    """Adds the loyalty service's parts."""
-    database = service.database
-    service.serve(add_LoyaltyServiceServicer_to_server, LoyaltyServicer(database))
+    """Adds the loyalty service's parts, each reading the time from the service's clock."""
+    database, clock = service.database, service.clock
+    service.serve(add_LoyaltyServiceServicer_to_server, LoyaltyServicer(database, clock))
     service.run_every(
         "loyalty-schedule",
         settings.schedule_interval_seconds,
-        lambda: scheduled.run_scheduled_work(database),
+        lambda: scheduled.run_scheduled_work(database, clock),
         actor=SCHEDULE_ACTOR,
     )
     if settings.customer_feed_target:
@@ -29,7 +29,7 @@ def assemble(service: Service, settings: LoyaltySettings) -> None:
             consumer=earning.CONSUMER_NAME,
             producer=earning.PRODUCER_NAME,
             feed=settings.customer_feed_target,
-            handler=earning.apply_customer_event,
+            handler=earning.customer_event_handler(clock),
             event_types=earning.EVENT_TYPES,
             actor=EVENTS_ACTOR,
         )

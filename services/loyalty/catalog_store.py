@@ -5,12 +5,14 @@ schema); stock and reservations are rows that the database keeps from going belo
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.database import rows_affected
 from services.loyalty.rewards import PartnerStock, Reservation, ReservationState
 
 PROGRAM_LOCK = 7_405_001
@@ -19,7 +21,8 @@ PROGRAM_LOCK = 7_405_001
 
 async def latest_program_version(session: AsyncSession) -> int | None:
     """The newest program version's number; None before the first change."""
-    return await session.scalar(text("SELECT max(version) FROM program_versions"))
+    version = await session.scalar(text("SELECT max(version) FROM program_versions"))
+    return None if version is None else int(version)
 
 
 async def get_program_version(session: AsyncSession, version: int) -> tuple[bytes, datetime]:
@@ -49,6 +52,15 @@ async def insert_program(session: AsyncSession, version: int, definition: bytes,
     )
 
 
+@dataclass(frozen=True)
+class StoredReward:
+    """A reward as the catalog keeps it: its definition (a `Reward` message) and creation time."""
+
+    id: str
+    definition: bytes
+    create_time: datetime
+
+
 async def insert_reward(session: AsyncSession, reward_id: str, definition: bytes, *, now: datetime, actor: str) -> bool:
     """Adds a reward; False when the id is taken."""
     result = await session.execute(
@@ -58,24 +70,24 @@ async def insert_reward(session: AsyncSession, reward_id: str, definition: bytes
         ),
         {"id": reward_id, "definition": definition, "now": now, "actor": actor},
     )
-    return bool(result.rowcount)
+    return rows_affected(result) > 0
 
 
-async def get_reward(session: AsyncSession, reward_id: str) -> tuple[bytes, datetime] | None:
+async def get_reward(session: AsyncSession, reward_id: str) -> StoredReward | None:
     """A reward's definition and creation time."""
     row = (
-        await session.execute(text("SELECT definition, create_time FROM rewards WHERE id = :id"), {"id": reward_id})
+        await session.execute(text("SELECT id, definition, create_time FROM rewards WHERE id = :id"), {"id": reward_id})
     ).first()
-    return (bytes(row.definition), row.create_time) if row else None
+    return _stored_reward(row) if row else None
 
 
-async def list_rewards(session: AsyncSession, after_id: str, limit: int) -> list[tuple[str, bytes, datetime]]:
-    """Rewards by id after `after_id`."""
+async def list_rewards(session: AsyncSession, after_id: str, limit: int) -> list[StoredReward]:
+    """At most `limit` rewards by id, after `after_id`."""
     rows = await session.execute(
         text("SELECT id, definition, create_time FROM rewards WHERE id > :after ORDER BY id LIMIT :limit"),
         {"after": after_id, "limit": limit},
     )
-    return [(row.id, bytes(row.definition), row.create_time) for row in rows]
+    return [_stored_reward(row) for row in rows]
 
 
 async def stock_of(session: AsyncSession, reward_ids: list[str]) -> dict[str, list[PartnerStock]]:
@@ -113,7 +125,7 @@ async def hold_piece(session: AsyncSession, reward_id: str, partner: str) -> boo
         ),
         {"r": reward_id, "p": partner},
     )
-    return bool(result.rowcount)
+    return rows_affected(result) > 0
 
 
 async def settle_piece(session: AsyncSession, reward_id: str, partner: str, *, handed_over: bool) -> None:
@@ -188,6 +200,10 @@ async def lapsed_reservations(session: AsyncSession, now: datetime, limit: int) 
         {"now": now, "limit": limit},
     )
     return [(row.account_id, row.id) for row in rows]
+
+
+def _stored_reward(row: Row[Any]) -> StoredReward:
+    return StoredReward(row.id, bytes(row.definition), row.create_time)
 
 
 def _reservation(row: Row[Any]) -> Reservation:

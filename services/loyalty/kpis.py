@@ -1,13 +1,16 @@
 """The program's figures: what the operator owes in points, how points flow, who holds which tier."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.errors import invalid_field
 from services.loyalty import store
 from services.loyalty.program_rules import Money
 from services.loyalty.program_versions import current_program
+
+DEFAULT_PERIOD = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,16 @@ class ProgramKpis:
     members_per_tier: list[tuple[str, int]]
     redeeming_accounts: int
     active_accounts: int
+
+
+def reporting_period(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """The period [start, end) the flows are counted over: it ends at `now` and lasts 30 days unless
+    given; INVALID_ARGUMENT when it does not start before it ends."""
+    end = end or now
+    start = start or end - DEFAULT_PERIOD
+    if start >= end:
+        raise invalid_field("start_time", "must be before end_time")
+    return start, end
 
 
 async def program_kpis(session: AsyncSession, start: datetime, end: datetime) -> ProgramKpis:

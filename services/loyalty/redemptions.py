@@ -7,38 +7,30 @@ first one settles it; the database's unique index on settling entries backs that
 """
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.caller import current_caller
 from chassis.errors import AlreadyExists, FailedPrecondition, not_found
-from chassis.pagination import PageRequest, next_page_token
+from chassis.pagination import Page, PageRequest
 from crm.loyalty.v1 import events_pb2
 from services.loyalty import accounts, catalog_store, ledger, mapping, rewards, store
-from services.loyalty.ledger import Entry
+from services.loyalty.ledger import Account, Entry
 from services.loyalty.program_versions import current_program
+from services.loyalty.resource_names import RESERVATION, REWARD
 from services.loyalty.rewards import Reservation, ReservationState, Reward
 
 
-@dataclass(frozen=True)
-class RewardPage:
-    """A page of rewards and the token of the next one."""
-
-    items: list[Reward]
-    next_page_token: str
-
-
-async def create_reward(session: AsyncSession, reward: Reward) -> Reward:
-    """Adds a reward to the catalog; ALREADY_EXISTS when its id is taken."""
+async def create_reward(session: AsyncSession, reward: Reward, now: datetime) -> Reward:
+    """Adds a reward to the catalog at `now`; ALREADY_EXISTS when its id is taken."""
     program = await current_program(session)
     rewards.check_reward(reward, {tier.id for tier in program.tiers})
-    now = datetime.now(UTC)
-    stored = Reward(**{**reward.__dict__, "create_time": now, "stock": ()})
+    stored = replace(reward, create_time=now, stock=())
     definition = mapping.reward_definition(stored)
     if not await catalog_store.insert_reward(session, reward.id, definition, now=now, actor=current_caller().subject):
-        raise AlreadyExists("REWARD_EXISTS", f"{mapping.reward_name(reward.id)} exists", {"reward": reward.id})
+        raise AlreadyExists("REWARD_EXISTS", f"{REWARD.format(reward.id)} exists", {"reward": reward.id})
     return stored
 
 
@@ -46,34 +38,37 @@ async def get_reward(session: AsyncSession, reward_id: str) -> Reward:
     """A reward with its stock; NOT_FOUND when the catalog has none by that id."""
     stored = await catalog_store.get_reward(session, reward_id)
     if stored is None:
-        raise not_found("reward", mapping.reward_name(reward_id))
+        raise not_found("reward", REWARD.format(reward_id))
     stock = await catalog_store.stock_of(session, [reward_id])
-    return mapping.reward_from_definition(reward_id, stored[0], stored[1], stock.get(reward_id, []))
+    return mapping.reward_from_definition(reward_id, stored.definition, stored.create_time, stock.get(reward_id, []))
 
 
 async def list_rewards(
-    session: AsyncSession, page: PageRequest, criteria: dict[str, str], eligible_account: uuid.UUID | None
-) -> RewardPage:
-    """A page of the catalog by id; only what the account may redeem now when it is given."""
+    session: AsyncSession,
+    page: PageRequest,
+    criteria: dict[str, str],
+    eligible_account: uuid.UUID | None,
+    now: datetime,
+) -> Page[Reward]:
+    """A page of the catalog by id; only what the account may redeem at `now` when it is given."""
     after = str(page.after[0]) if page.after else ""
-    rows = await catalog_store.list_rewards(session, after, page.size + 1)
-    shown, more = rows[: page.size], len(rows) > page.size
-    stock = await catalog_store.stock_of(session, [row[0] for row in shown])
+    rows = await catalog_store.list_rewards(session, after, page.fetch_size)
+    shown = Page.cut(rows, page, lambda row: [row.id], criteria)
+    stock = await catalog_store.stock_of(session, [row.id for row in shown.items])
     items = [
-        mapping.reward_from_definition(rid, definition, created, stock.get(rid, []))
-        for rid, definition, created in shown
+        mapping.reward_from_definition(row.id, row.definition, row.create_time, stock.get(row.id, []))
+        for row in shown.items
     ]
     if eligible_account is not None:
         account = await accounts.get_account(session, eligible_account)
         profile = await store.customer_profile(session, eligible_account)
-        now = datetime.now(UTC)
         items = [
             reward
             for reward in items
             if rewards.ineligibility(reward, tier=account.tier, segments=profile.segments, now=now) is None
         ]
-    token = next_page_token([shown[-1][0]], criteria) if more else ""
-    return RewardPage(items, token)
+    # The token follows the catalog, not the filtered items: the next page starts after the last row read.
+    return Page(items, shown.next_page_token)
 
 
 async def restock(session: AsyncSession, reward_id: str, partner: str, quantity: int) -> Reward:
@@ -84,14 +79,16 @@ async def restock(session: AsyncSession, reward_id: str, partner: str, quantity:
     return await get_reward(session, reward_id)
 
 
-async def redeem_reward(session: AsyncSession, account_id: uuid.UUID, reward_id: str, request_id: str) -> Entry:
-    """Spends the reward's price in one step, if the customer may redeem it."""
+async def redeem_reward(
+    session: AsyncSession, account_id: uuid.UUID, reward_id: str, request_id: str, now: datetime
+) -> Entry:
+    """Spends the reward's price in one step, if the customer may redeem it at `now`."""
     reward = await get_reward(session, reward_id)
     rewards.require_self_service(reward)
     account = await accounts.lock(session, account_id)
-    await _require_eligible(session, account, reward)
-    posting = ledger.redemption(reward.points_price, f"reward: {reward.display_name}", mapping.reward_name(reward.id))
-    posted = await accounts.record(session, account, posting, request_id=request_id)
+    await _require_eligible(session, account, reward, now)
+    posting = ledger.redemption(reward.points_price, f"reward: {reward.display_name}", REWARD.format(reward.id))
+    posted = await accounts.record(session, account, posting, request_id=request_id, now=now)
     return posted.entry
 
 
@@ -102,13 +99,15 @@ async def reserve_reward(
     partner: str,
     hold: timedelta,
     request_id: str,
+    now: datetime,
 ) -> Reservation:
-    """Holds the reward's price and one of the partner's pieces until capture, release or lapse."""
+    """Holds the reward's price and one of the partner's pieces from `now` until capture, release or
+    lapse."""
     _require_own_partner(partner)
     reward = await get_reward(session, reward_id)
     rewards.require_partner_reward(reward)
     account = await accounts.lock(session, account_id)
-    await _require_eligible(session, account, reward)
+    await _require_eligible(session, account, reward, now)
     if not await catalog_store.hold_piece(session, reward_id, partner):
         raise FailedPrecondition(
             "OUT_OF_STOCK",
@@ -119,8 +118,7 @@ async def reserve_reward(
     posting = ledger.reservation_hold(
         reward.points_price, reservation_id, f"reserved: {reward.display_name} at {partner}"
     )
-    posted = await accounts.record(session, account, posting, request_id=request_id)
-    now = posted.entry.create_time
+    posted = await accounts.record(session, account, posting, request_id=request_id, now=now)
     reservation = Reservation(
         account_id=account_id,
         id=reservation_id,
@@ -138,24 +136,35 @@ async def reserve_reward(
 
 
 async def capture(
-    session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID, request_id: str
+    session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID, request_id: str, now: datetime
 ) -> Reservation:
-    """Spends the held points: the prize was handed over."""
-    return await _settle(session, account_id, reservation_id, ReservationState.CAPTURED, "", request_id)
+    """Spends the held points: the prize was handed over (before the hold lapsed)."""
+    account, reservation = await _lock_held(session, account_id, reservation_id, capturing=True, now=now)
+    posting = ledger.reservation_capture(reservation.points, reservation.id, f"handed over: {reservation.reward}")
+    posted = await accounts.record(session, account, posting, request_id=request_id, now=now)
+    await catalog_store.settle_piece(session, reservation.reward, reservation.partner, handed_over=True)
+    return await _settled(session, reservation, ReservationState.CAPTURED, posted.entry, now)
 
 
 async def release(
-    session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID, reason: str, request_id: str
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    reservation_id: uuid.UUID,
+    reason: str,
+    request_id: str,
+    now: datetime,
 ) -> Reservation:
     """Gives the held points and the piece back."""
-    return await _settle(session, account_id, reservation_id, ReservationState.RELEASED, reason, request_id)
+    account, reservation = await _lock_held(session, account_id, reservation_id, capturing=False, now=now)
+    return await _give_back(session, account, reservation, ReservationState.RELEASED, reason, request_id, now)
 
 
-async def expire_reservation(session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID) -> bool:
-    """Lapses a held reservation past its time; False when it was settled meanwhile."""
+async def expire_reservation(
+    session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID, now: datetime
+) -> bool:
+    """Lapses a held reservation past its time at `now`; False when it was settled meanwhile."""
     account = await store.lock_account(session, account_id)
     reservation = await catalog_store.get_reservation(session, account_id, reservation_id, lock=True)
-    now = datetime.now(UTC)
     if account is None or reservation is None or reservation.state is not ReservationState.HELD:
         return False
     if reservation.expire_time > now:
@@ -168,52 +177,45 @@ async def get_reservation(session: AsyncSession, account_id: uuid.UUID, reservat
     """A reservation; NOT_FOUND when the account has none by that id."""
     reservation = await catalog_store.get_reservation(session, account_id, reservation_id)
     if reservation is None:
-        raise not_found("reservation", mapping.reservation_name(account_id, reservation_id))
+        raise not_found("reservation", RESERVATION.format(account_id, reservation_id))
     return reservation
 
 
-async def _settle(
-    session: AsyncSession,
-    account_id: uuid.UUID,
-    reservation_id: uuid.UUID,
-    state: ReservationState,
-    reason: str,
-    request_id: str,
-) -> Reservation:
+async def _lock_held(
+    session: AsyncSession, account_id: uuid.UUID, reservation_id: uuid.UUID, *, capturing: bool, now: datetime
+) -> tuple[Account, Reservation]:
+    """The account and its reservation, both locked, when the caller's partner may settle it now."""
     account = await accounts.lock(session, account_id)
     reservation = await catalog_store.get_reservation(session, account_id, reservation_id, lock=True)
     if reservation is None:
-        raise not_found("reservation", mapping.reservation_name(account_id, reservation_id))
+        raise not_found("reservation", RESERVATION.format(account_id, reservation_id))
     _require_own_partner(reservation.partner)
-    now = datetime.now(UTC)
-    rewards.require_held(reservation, capturing=state is ReservationState.CAPTURED, now=now)
-    if state is ReservationState.RELEASED:
-        return await _give_back(
-            session, account, reservation, state, reason.strip() or "released at the shop", request_id, now
-        )
-    posting = ledger.reservation_capture(reservation.points, reservation.id, f"handed over: {reservation.reward}")
-    posted = await accounts.record(session, account, posting, request_id=request_id, now=now)
-    await catalog_store.settle_piece(session, reservation.reward, reservation.partner, handed_over=True)
-    settled = await catalog_store.settle_reservation(session, reservation, state, entry=posted.entry.number, now=now)
-    await _announce(session, settled, now)
-    return settled
+    rewards.require_held(reservation, capturing=capturing, now=now)
+    return account, reservation
 
 
 async def _give_back(
     session: AsyncSession,
-    account: ledger.Account,
+    account: Account,
     reservation: Reservation,
     state: ReservationState,
     reason: str,
     request_id: str,
     now: datetime,
 ) -> Reservation:
+    """Releases the held points into the lots the hold drew on, and the piece onto the shelf."""
     posting = ledger.reservation_release(reservation.points, reservation.id, reason)
-    posted = await accounts.record(
-        session, account, posting, request_id=request_id, restore_from=reservation.reserve_entry, now=now
+    posted = await accounts.record_returned_points(
+        session, account, posting, reservation.reserve_entry, request_id=request_id, now=now
     )
     await catalog_store.settle_piece(session, reservation.reward, reservation.partner, handed_over=False)
-    settled = await catalog_store.settle_reservation(session, reservation, state, entry=posted.entry.number, now=now)
+    return await _settled(session, reservation, state, posted.entry, now)
+
+
+async def _settled(
+    session: AsyncSession, reservation: Reservation, state: ReservationState, entry: Entry, now: datetime
+) -> Reservation:
+    settled = await catalog_store.settle_reservation(session, reservation, state, entry=entry.number, now=now)
     await _announce(session, settled, now)
     return settled
 
@@ -223,9 +225,9 @@ def _require_own_partner(partner: str) -> None:
     rewards.require_partner_caller(caller.kind, caller.tenant, partner)
 
 
-async def _require_eligible(session: AsyncSession, account: ledger.Account, reward: Reward) -> None:
+async def _require_eligible(session: AsyncSession, account: Account, reward: Reward, now: datetime) -> None:
     profile = await store.customer_profile(session, account.id)
-    rewards.require_eligible(reward, tier=account.tier, segments=profile.segments, now=datetime.now(UTC))
+    rewards.require_eligible(reward, tier=account.tier, segments=profile.segments, now=now)
 
 
 async def _announce(session: AsyncSession, reservation: Reservation, now: datetime) -> None:

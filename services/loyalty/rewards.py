@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chassis.errors import FailedPrecondition, PermissionDenied, Violations
+from chassis.errors import FailedPrecondition, PermissionDenied, Violations, invalid_field
+from services.loyalty.ledger import MAX_REASON_LENGTH
 from services.loyalty.program_rules import ID_PATTERN, Money
 
 MAX_PRICE = 100_000_000
@@ -146,6 +147,14 @@ def hold_duration(requested: timedelta | None) -> timedelta:
         violations.add("hold_duration", "must be from 1 second to 7 days")
         violations.raise_if_any()
     return requested
+
+
+def release_reason(reason: str) -> str:
+    """Why a reservation is released, as its entry tells it ("released at the shop" unless given);
+    INVALID_ARGUMENT when too long."""
+    if len(reason) > MAX_REASON_LENGTH:
+        raise invalid_field("reason", f"must be at most {MAX_REASON_LENGTH} characters")
+    return reason.strip() or "released at the shop"
 
 
 def ineligibility(reward: Reward, *, tier: str, segments: frozenset[str], now: datetime) -> str | None:

@@ -9,11 +9,11 @@ second replica, a manual run) finds nothing left to do and changes nothing twice
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.clock import Clock
 from chassis.database import Database
 from services.loyalty import accounts, catalog_store, earning, redemptions, store
 from services.loyalty.program_versions import current_program
@@ -36,15 +36,16 @@ class WorkDone:
     anniversary_credits: int = 0
 
 
-async def run_scheduled_work(database: Database) -> WorkDone:
-    """Does everything that is due now."""
-    now = datetime.now(UTC)
+async def run_scheduled_work(database: Database, clock: Clock) -> WorkDone:
+    """Does everything that is due at the time `clock` tells when the run starts."""
+    # One moment for the whole run: what it finds due is what it does.
+    now = clock.now()
     today = now.date()
     async with database.transaction() as session:
         program = await current_program(session)
 
     async def expire_reservation(session: AsyncSession, due: tuple[uuid.UUID, uuid.UUID]) -> tuple[int, ...]:
-        return (int(await redemptions.expire_reservation(session, *due)),)
+        return (int(await redemptions.expire_reservation(session, *due, now)),)
 
     async def expire_points(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, ...]:
         expired = await accounts.expire_lapsed_points(session, account_id, program, now)
@@ -54,7 +55,7 @@ async def run_scheduled_work(database: Database) -> WorkDone:
         return tuple(map(int, await accounts.review_tier(session, account_id, program, now)))
 
     async def credit_anniversary(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, ...]:
-        return (await earning.credit_anniversary(session, account_id, today),)
+        return (await earning.credit_anniversary(session, account_id, now),)
 
     (expired_reservations,) = await _each_due(
         database, lambda s: catalog_store.lapsed_reservations(s, now, BATCH), expire_reservation, 1

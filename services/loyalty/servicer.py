@@ -1,37 +1,50 @@
 """`crm.loyalty.v1.LoyaltyService` over gRPC: maps messages to the ledger's use cases and back.
 
-Every mutation runs once per request id, in one transaction with the stored answer.
+Every mutation runs once per request id, in one transaction with the stored answer. The time of a
+call is read from the service's clock inside that transaction and handed to the use case.
 """
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 import grpc
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.clock import Clock
 from chassis.database import Database
-from chassis.errors import invalid_field
+from chassis.etags import version_from_etag
 from chassis.idempotency import IdempotentRunner
+from chassis.names import CUSTOMER
 from chassis.pagination import read_page_request
+from chassis.wellknown import duration_from_proto, timestamp_from_proto, timestamp_to_proto
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, loyalty_service_pb2_grpc, program_pb2, rewards_pb2
-from services.loyalty import accounts, kpis, ledger, mapping, program_versions, redemptions, rewards, scheduled, store
+from services.loyalty import (
+    accounts,
+    kpis,
+    ledger,
+    mapping,
+    program_versions,
+    redemptions,
+    rewards,
+    scheduled,
+    store,
+)
+from services.loyalty.resource_names import ACCOUNT, BALANCE, ENTRY, PROGRAM, RESERVATION, REWARD, TIER_STATUS
 
-DEFAULT_EXPIRING_HORIZON = timedelta(days=90)
-MAX_EXPIRING_HORIZON = timedelta(days=3660)
-DEFAULT_KPI_PERIOD = timedelta(days=30)
-
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
 
 class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     """The points ledger's gRPC face."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
+        self._clock = clock
         self._once = IdempotentRunner(database, store.idempotency_keys)
 
     async def GetAccount(self, request: loyalty_service_pb2.GetAccountRequest, context: Context) -> loyalty_pb2.Account:
-        account_id = mapping.parse_account_name(request.name)
+        account_id = ACCOUNT.parse_uuid(request.name)
         async with self._database.transaction() as session:
             account = await accounts.get_account(session, account_id)
         return mapping.account_to_proto(account)
@@ -39,41 +52,43 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def OpenAccount(
         self, request: loyalty_service_pb2.OpenAccountRequest, context: Context
     ) -> loyalty_pb2.Account:
-        account_id = mapping.parse_customer_name(request.customer)
+        account_id = CUSTOMER.parse_uuid(request.customer, "customer")
 
         async def open_account(session: AsyncSession) -> loyalty_pb2.Account:
-            return mapping.account_to_proto(await accounts.open_account(session, account_id))
+            return mapping.account_to_proto(await accounts.open_account(session, account_id, self._clock.now()))
 
         return await self._once.run(request, loyalty_pb2.Account, open_account)
 
     async def EarnPoints(
         self, request: loyalty_service_pb2.EarnPointsRequest, context: Context
     ) -> loyalty_pb2.LedgerEntry:
-        account_id = mapping.parse_account_name(request.account, "account")
+        account_id = ACCOUNT.parse_uuid(request.account, "account")
         posting = ledger.earning(request.points, request.reason, request.source_reference)
         return await self._post(request, account_id, posting)
 
     async def RedeemPoints(
         self, request: loyalty_service_pb2.RedeemPointsRequest, context: Context
     ) -> loyalty_pb2.LedgerEntry:
-        account_id = mapping.parse_account_name(request.account, "account")
+        account_id = ACCOUNT.parse_uuid(request.account, "account")
         posting = ledger.redemption(request.points, request.reason, request.source_reference)
         return await self._post(request, account_id, posting)
 
     async def GrantGoodwill(
         self, request: loyalty_service_pb2.GrantGoodwillRequest, context: Context
     ) -> loyalty_pb2.LedgerEntry:
-        account_id = mapping.parse_account_name(request.account, "account")
+        account_id = ACCOUNT.parse_uuid(request.account, "account")
         posting = ledger.goodwill(request.points, request.reason)
         return await self._post(request, account_id, posting)
 
     async def ReverseEntry(
         self, request: loyalty_service_pb2.ReverseEntryRequest, context: Context
     ) -> loyalty_pb2.LedgerEntry:
-        account_id, number = mapping.parse_entry_name(request.name)
+        account_id, number = ENTRY.parse_number(request.name)
 
         async def reverse(session: AsyncSession) -> loyalty_pb2.LedgerEntry:
-            entry = await accounts.reverse_entry(session, account_id, number, request.reason, request.request_id)
+            entry = await accounts.reverse_entry(
+                session, account_id, number, request.reason, request.request_id, self._clock.now()
+            )
             return mapping.entry_to_proto(entry)
 
         return await self._once.run(request, loyalty_pb2.LedgerEntry, reverse)
@@ -81,8 +96,8 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def ListEntries(
         self, request: loyalty_service_pb2.ListEntriesRequest, context: Context
     ) -> loyalty_service_pb2.ListEntriesResponse:
-        account_id = mapping.parse_account_name(request.parent, "parent")
-        criteria = {"parent": mapping.account_name(account_id)}
+        account_id = ACCOUNT.parse_uuid(request.parent, "parent")
+        criteria = {"parent": ACCOUNT.format(account_id)}
         page = read_page_request(request.page_size, request.page_token, criteria)
         async with self._database.transaction() as session:
             result = await accounts.list_entries(session, account_id, page, criteria)
@@ -93,18 +108,18 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def GetBalance(
         self, request: loyalty_service_pb2.GetBalanceRequest, context: Context
     ) -> loyalty_service_pb2.Balance:
-        account_id = mapping.parse_account_child(request.name, "balance")
-        horizon = mapping.parse_duration(request.expiring_within, request.HasField("expiring_within"))
-        if horizon is not None and not timedelta(0) < horizon <= MAX_EXPIRING_HORIZON:
-            raise invalid_field("expiring_within", "must be positive and at most 3,660 days")
+        account_id = BALANCE.parse_uuid(request.name)
+        horizon = accounts.expiring_horizon(
+            duration_from_proto(request.expiring_within, request.HasField("expiring_within"))
+        )
         async with self._database.transaction() as session:
-            view = await accounts.balance(session, account_id, horizon or DEFAULT_EXPIRING_HORIZON)
+            view = await accounts.balance(session, account_id, horizon, self._clock.now())
         return loyalty_service_pb2.Balance(
             name=request.name,
             available_points=view.available,
             reserved_points=view.reserved,
             expiring=[
-                loyalty_service_pb2.ExpiringPoints(expire_time=mapping.timestamp(day), points=points)
+                loyalty_service_pb2.ExpiringPoints(expire_time=timestamp_to_proto(day), points=points)
                 for day, points in view.expiring
             ],
         )
@@ -112,28 +127,30 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def GetTierStatus(
         self, request: loyalty_service_pb2.GetTierStatusRequest, context: Context
     ) -> loyalty_service_pb2.TierStatus:
-        account_id = mapping.parse_account_child(request.name, "tierStatus")
+        account_id = TIER_STATUS.parse_uuid(request.name)
         async with self._database.transaction() as session:
-            view = await accounts.tier_status(session, account_id)
+            view = await accounts.tier_status(session, account_id, self._clock.now())
         return loyalty_service_pb2.TierStatus(
             name=request.name,
             tier=view.tier,
             qualifying_points=view.qualifying_points,
-            window_start_time=mapping.timestamp(view.window_start),
+            window_start_time=timestamp_to_proto(view.window_start),
             next_tier=view.next_tier,
             points_to_next_tier=view.points_to_next_tier,
-            review_time=mapping.timestamp(view.review_time),
+            review_time=timestamp_to_proto(view.review_time),
             qualified_tier=view.qualified_tier,
         )
 
     async def RedeemReward(
         self, request: loyalty_service_pb2.RedeemRewardRequest, context: Context
     ) -> loyalty_pb2.LedgerEntry:
-        account_id = mapping.parse_account_name(request.account, "account")
-        reward_id = mapping.parse_reward_name(request.reward)
+        account_id = ACCOUNT.parse_uuid(request.account, "account")
+        reward_id = REWARD.parse_slug(request.reward, "reward")
 
         async def redeem(session: AsyncSession) -> loyalty_pb2.LedgerEntry:
-            entry = await redemptions.redeem_reward(session, account_id, reward_id, request.request_id)
+            entry = await redemptions.redeem_reward(
+                session, account_id, reward_id, request.request_id, self._clock.now()
+            )
             return mapping.entry_to_proto(entry)
 
         return await self._once.run(request, loyalty_pb2.LedgerEntry, redeem)
@@ -141,14 +158,14 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def ReserveReward(
         self, request: loyalty_service_pb2.ReserveRewardRequest, context: Context
     ) -> rewards_pb2.Reservation:
-        account_id = mapping.parse_account_name(request.account, "account")
-        reward_id = mapping.parse_reward_name(request.reward)
+        account_id = ACCOUNT.parse_uuid(request.account, "account")
+        reward_id = REWARD.parse_slug(request.reward, "reward")
         partner = rewards.check_partner(request.partner)
-        hold = rewards.hold_duration(mapping.parse_duration(request.hold_duration, request.HasField("hold_duration")))
+        hold = rewards.hold_duration(duration_from_proto(request.hold_duration, request.HasField("hold_duration")))
 
         async def reserve(session: AsyncSession) -> rewards_pb2.Reservation:
             reservation = await redemptions.reserve_reward(
-                session, account_id, reward_id, partner, hold, request.request_id
+                session, account_id, reward_id, partner, hold, request.request_id, self._clock.now()
             )
             return mapping.reservation_to_proto(reservation)
 
@@ -157,10 +174,12 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def CaptureReservation(
         self, request: loyalty_service_pb2.CaptureReservationRequest, context: Context
     ) -> rewards_pb2.Reservation:
-        account_id, reservation_id = mapping.parse_reservation_name(request.name)
+        account_id, reservation_id = RESERVATION.parse_uuids(request.name)
 
         async def capture(session: AsyncSession) -> rewards_pb2.Reservation:
-            reservation = await redemptions.capture(session, account_id, reservation_id, request.request_id)
+            reservation = await redemptions.capture(
+                session, account_id, reservation_id, request.request_id, self._clock.now()
+            )
             return mapping.reservation_to_proto(reservation)
 
         return await self._once.run(request, rewards_pb2.Reservation, capture)
@@ -168,13 +187,12 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def ReleaseReservation(
         self, request: loyalty_service_pb2.ReleaseReservationRequest, context: Context
     ) -> rewards_pb2.Reservation:
-        account_id, reservation_id = mapping.parse_reservation_name(request.name)
-        if len(request.reason) > ledger.MAX_REASON_LENGTH:
-            raise invalid_field("reason", f"must be at most {ledger.MAX_REASON_LENGTH} characters")
+        account_id, reservation_id = RESERVATION.parse_uuids(request.name)
+        reason = rewards.release_reason(request.reason)
 
         async def release(session: AsyncSession) -> rewards_pb2.Reservation:
             reservation = await redemptions.release(
-                session, account_id, reservation_id, request.reason, request.request_id
+                session, account_id, reservation_id, reason, request.request_id, self._clock.now()
             )
             return mapping.reservation_to_proto(reservation)
 
@@ -183,14 +201,13 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def GetReservation(
         self, request: loyalty_service_pb2.GetReservationRequest, context: Context
     ) -> rewards_pb2.Reservation:
-        account_id, reservation_id = mapping.parse_reservation_name(request.name)
+        account_id, reservation_id = RESERVATION.parse_uuids(request.name)
         async with self._database.transaction() as session:
             reservation = await redemptions.get_reservation(session, account_id, reservation_id)
         return mapping.reservation_to_proto(reservation)
 
     async def GetProgram(self, request: loyalty_service_pb2.GetProgramRequest, context: Context) -> program_pb2.Program:
-        if request.name != mapping.PROGRAM_NAME:
-            raise invalid_field("name", f"must be {mapping.PROGRAM_NAME!r}")
+        PROGRAM.parse(request.name)  # the one program has one name: anything else is INVALID_ARGUMENT
         async with self._database.transaction() as session:
             program = await program_versions.current_program(session)
         return mapping.program_to_proto(program)
@@ -198,8 +215,12 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def UpdateProgram(
         self, request: loyalty_service_pb2.UpdateProgramRequest, context: Context
     ) -> program_pb2.Program:
+        program = mapping.program_from_proto(request.program)
+        expected_version = version_from_etag(request.program.etag, "program.etag")
+
         async def update(session: AsyncSession) -> program_pb2.Program:
-            return mapping.program_to_proto(await program_versions.update_program(session, request.program))
+            updated = await program_versions.update_program(session, program, expected_version, self._clock.now())
+            return mapping.program_to_proto(updated)
 
         return await self._once.run(request, program_pb2.Program, update)
 
@@ -209,12 +230,12 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
         reward = mapping.reward_from_proto(request.reward, request.reward_id)
 
         async def create(session: AsyncSession) -> rewards_pb2.Reward:
-            return mapping.reward_to_proto(await redemptions.create_reward(session, reward))
+            return mapping.reward_to_proto(await redemptions.create_reward(session, reward, self._clock.now()))
 
         return await self._once.run(request, rewards_pb2.Reward, create)
 
     async def GetReward(self, request: loyalty_service_pb2.GetRewardRequest, context: Context) -> rewards_pb2.Reward:
-        reward_id = mapping.parse_reward_name(request.name, "name")
+        reward_id = REWARD.parse_slug(request.name)
         async with self._database.transaction() as session:
             reward = await redemptions.get_reward(session, reward_id)
         return mapping.reward_to_proto(reward)
@@ -224,11 +245,11 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     ) -> loyalty_service_pb2.ListRewardsResponse:
         account_id = None
         if request.eligible_account:
-            account_id = mapping.parse_account_name(request.eligible_account, "eligible_account")
+            account_id = ACCOUNT.parse_uuid(request.eligible_account, "eligible_account")
         criteria = {"eligible_account": request.eligible_account}
         page = read_page_request(request.page_size, request.page_token, criteria)
         async with self._database.transaction() as session:
-            result = await redemptions.list_rewards(session, page, criteria, account_id)
+            result = await redemptions.list_rewards(session, page, criteria, account_id, self._clock.now())
         return loyalty_service_pb2.ListRewardsResponse(
             rewards=[mapping.reward_to_proto(r) for r in result.items], next_page_token=result.next_page_token
         )
@@ -236,7 +257,7 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def RestockReward(
         self, request: loyalty_service_pb2.RestockRewardRequest, context: Context
     ) -> rewards_pb2.Reward:
-        reward_id = mapping.parse_reward_name(request.reward)
+        reward_id = REWARD.parse_slug(request.reward, "reward")
         partner = rewards.check_partner(request.partner)
 
         async def restock(session: AsyncSession) -> rewards_pb2.Reward:
@@ -247,17 +268,16 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def GetProgramKpis(
         self, request: loyalty_service_pb2.GetProgramKpisRequest, context: Context
     ) -> loyalty_service_pb2.ProgramKpis:
-        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else datetime.now(UTC)
-        start = (
-            request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else end - DEFAULT_KPI_PERIOD
+        start, end = kpis.reporting_period(
+            timestamp_from_proto(request.start_time) if request.HasField("start_time") else None,
+            timestamp_from_proto(request.end_time) if request.HasField("end_time") else None,
+            self._clock.now(),
         )
-        if start >= end:
-            raise invalid_field("start_time", "must be before end_time")
         async with self._database.transaction() as session:
             figures = await kpis.program_kpis(session, start, end)
         return loyalty_service_pb2.ProgramKpis(
-            start_time=mapping.timestamp(figures.start),
-            end_time=mapping.timestamp(figures.end),
+            start_time=timestamp_to_proto(figures.start),
+            end_time=timestamp_to_proto(figures.end),
             outstanding_points=figures.outstanding_points,
             liability=mapping.money_to_proto(figures.liability),
             earned_points=figures.earned,
@@ -274,7 +294,7 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
     async def RunScheduledWork(
         self, request: loyalty_service_pb2.RunScheduledWorkRequest, context: Context
     ) -> loyalty_service_pb2.RunScheduledWorkResponse:
-        done = await scheduled.run_scheduled_work(self._database)
+        done = await scheduled.run_scheduled_work(self._database, self._clock)
         return loyalty_service_pb2.RunScheduledWorkResponse(
             expired_points=done.expired_points,
             accounts_with_expired_points=done.accounts_with_expired_points,
@@ -293,7 +313,7 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
         posting: ledger.Posting,
     ) -> loyalty_pb2.LedgerEntry:
         async def post(session: AsyncSession) -> loyalty_pb2.LedgerEntry:
-            entry = await accounts.post_points(session, account_id, posting, request.request_id)
+            entry = await accounts.post_points(session, account_id, posting, request.request_id, self._clock.now())
             return mapping.entry_to_proto(entry)
 
         return await self._once.run(request, loyalty_pb2.LedgerEntry, post)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import MetaData, Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.database import rows_affected
 from chassis.errors import Aborted
 from chassis.idempotency import idempotency_table
 from chassis.pagination import PageRequest
@@ -31,7 +32,7 @@ async def open_account(session: AsyncSession, account_id: uuid.UUID, *, tier: st
         ),
         {"id": account_id, "tier": tier, "now": now, "actor": actor},
     )
-    return bool(result.rowcount)
+    return rows_affected(result) > 0
 
 
 async def get_account(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
@@ -346,7 +347,7 @@ async def close_account(session: AsyncSession, account_id: uuid.UUID) -> bool:
         ),
         {"a": account_id},
     )
-    return bool(result.rowcount)
+    return rows_affected(result) > 0
 
 
 async def erase_entry_words(session: AsyncSession, account_id: uuid.UUID) -> None:
@@ -391,11 +392,11 @@ async def is_reversed(session: AsyncSession, account_id: uuid.UUID, number: int)
 
 
 async def list_entries(session: AsyncSession, account_id: uuid.UUID, page: PageRequest) -> list[Entry]:
-    """A page of an account's entries, newest first, one more than the page size (to tell if more follow)."""
+    """A page of an account's entries, newest first, fetched with the row that tells whether more follow."""
     after = page.after_int()
     rows = await session.execute(
         text("SELECT * FROM ledger_entries WHERE account_id = :a AND entry < :before ORDER BY entry DESC LIMIT :limit"),
-        {"a": account_id, "before": after if after is not None else 2**63 - 1, "limit": page.size + 1},
+        {"a": account_id, "before": after if after is not None else 2**63 - 1, "limit": page.fetch_size},
     )
     return [_entry(row) for row in rows]
 

@@ -14,6 +14,7 @@ from google.type import money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.clock import SYSTEM_CLOCK
 from chassis.database import Database, create_engine
 from chassis.event_consumer import EventConsumer
 from chassis.settings import DatabaseSettings
@@ -54,7 +55,7 @@ async def apply_events(
         producer=earning.PRODUCER_NAME,
         feed=customer_channel,
         database=loyalty_database,
-        handler=earning.apply_customer_event,
+        handler=earning.customer_event_handler(SYSTEM_CLOCK),
         event_types=earning.EVENT_TYPES,
     )
 
@@ -174,7 +175,7 @@ async def test_a_payment_announced_again_earns_nothing_more(
     again.event_id = str(uuid.uuid4())
     for event in (announced, again):
         async with loyalty_database.transaction() as session:
-            await earning.apply_customer_event(session, event)
+            await earning.apply_customer_event(session, event, SYSTEM_CLOCK.now())
 
     assert await rule_entries(loyalty_engine, account_of(customer)) == credits
     account = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account_of(customer)), timeout=5)

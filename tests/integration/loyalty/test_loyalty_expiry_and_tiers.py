@@ -216,31 +216,35 @@ async def test_a_tier_is_lowered_only_at_its_review(loyalty_stub: LoyaltyService
     assert not found.HasField("tier_review_time")
 
 
-async def test_a_stale_or_broken_program_is_refused_and_changes_nothing(loyalty_stub: LoyaltyServiceStub):
-    current = await loyalty_stub.GetProgram(loyalty_service_pb2.GetProgramRequest(name="program"), timeout=5)
-    stale = program_pb2.Program()
-    stale.CopyFrom(current)
-    stale.etag = '"-1"'
-    code, _ = await failure(
-        loyalty_stub.UpdateProgram(
-            loyalty_service_pb2.UpdateProgramRequest(program=stale, request_id=request_id()), timeout=5
+async def test_a_stale_or_broken_program_is_refused_and_changes_nothing(
+    loyalty_stub: LoyaltyServiceStub, program_changed: ProgramChanged
+):
+    read_earlier = await loyalty_stub.GetProgram(loyalty_service_pb2.GetProgramRequest(name="program"), timeout=5)
+    # The same program stored again: a new version, so the etag read earlier is stale.
+    async with program_changed(lambda program: None) as current:
+        stale = program_pb2.Program()
+        stale.CopyFrom(current)
+        stale.etag = read_earlier.etag
+        code, _ = await failure(
+            loyalty_stub.UpdateProgram(
+                loyalty_service_pb2.UpdateProgramRequest(program=stale, request_id=request_id()), timeout=5
+            )
         )
-    )
-    assert code == grpc.StatusCode.ABORTED
-    broken = program_pb2.Program()
-    broken.CopyFrom(current)
-    broken.tiers[1].qualifying_points = 0
-    broken.earning_rules[0].action.points = 0
-    code, error = await failure(
-        loyalty_stub.UpdateProgram(
-            loyalty_service_pb2.UpdateProgramRequest(program=broken, request_id=request_id()), timeout=5
+        assert code == grpc.StatusCode.ABORTED
+        broken = program_pb2.Program()
+        broken.CopyFrom(current)
+        broken.tiers[1].qualifying_points = 0
+        broken.earning_rules[0].action.points = 0
+        code, error = await failure(
+            loyalty_stub.UpdateProgram(
+                loyalty_service_pb2.UpdateProgramRequest(program=broken, request_id=request_id()), timeout=5
+            )
         )
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    fields = {v.field for v in error.violations}
-    assert {"program.tiers[1].qualifying_points", "program.earning_rules[0].action.points"} <= fields
-    after = await loyalty_stub.GetProgram(loyalty_service_pb2.GetProgramRequest(name="program"), timeout=5)
-    assert after == current
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        fields = {v.field for v in error.violations}
+        assert {"program.tiers[1].qualifying_points", "program.earning_rules[0].action.points"} <= fields
+        after = await loyalty_stub.GetProgram(loyalty_service_pb2.GetProgramRequest(name="program"), timeout=5)
+        assert after == current
 
 
 async def test_the_program_figures_show_liability_flows_tiers_and_redemption_rate(
