@@ -1,5 +1,6 @@
 """The loyalty service served in-process on a free port, against a migrated database of the session's
-PostgreSQL, and direct access to that database to check what was (not) written."""
+PostgreSQL, on a clock the tests move, and direct access to that database to check what was (not)
+written."""
 
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -9,6 +10,7 @@ import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from chassis.clock import ManualClock
 from chassis.database import async_url
 from chassis.server import ServiceServer
 from chassis.settings import Environment
@@ -43,9 +45,16 @@ def loyalty_database_url(postgres: PostgresCluster, worker_id: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def loyalty_server(loyalty_database_url: str) -> AsyncIterator[ServiceServer]:
-    """The loyalty service on a free port of 127.0.0.1."""
-    server = LOYALTY.build_server(_settings(loyalty_database_url))
+def loyalty_clock() -> ManualClock:
+    """The in-process loyalty service's clock: it starts at the real time and moves only forward, when
+    a test moves it. Tests share it, so a test reads times relative to `now()`, never absolute ones."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+async def loyalty_server(loyalty_database_url: str, loyalty_clock: ManualClock) -> AsyncIterator[ServiceServer]:
+    """The loyalty service on a free port of 127.0.0.1, reading the time from `loyalty_clock`."""
+    server = LOYALTY.build_server(_settings(loyalty_database_url), clock=loyalty_clock)
     await server.start()
     yield server
     await server.stop()

@@ -14,7 +14,7 @@ from google.type import money_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.clock import SYSTEM_CLOCK
+from chassis.clock import ManualClock
 from chassis.database import Database, create_engine
 from chassis.event_consumer import EventConsumer
 from chassis.settings import DatabaseSettings
@@ -47,7 +47,10 @@ async def loyalty_database(loyalty_database_url: str) -> AsyncIterator[Database]
 
 @pytest.fixture
 async def apply_events(
-    customer_channel: grpc.aio.Channel, customer_engine: AsyncEngine, loyalty_database: Database
+    customer_channel: grpc.aio.Channel,
+    customer_engine: AsyncEngine,
+    loyalty_database: Database,
+    loyalty_clock: ManualClock,
 ) -> AsyncIterator[ApplyEvents]:
     """`await apply_events()` applies every customer event committed so far to the loyalty database."""
     consumer = EventConsumer(
@@ -55,7 +58,7 @@ async def apply_events(
         producer=earning.PRODUCER_NAME,
         feed=customer_channel,
         database=loyalty_database,
-        handler=earning.customer_event_handler(SYSTEM_CLOCK),
+        handler=earning.customer_event_handler(loyalty_clock),
         event_types=earning.EVENT_TYPES,
     )
 
@@ -159,6 +162,7 @@ async def test_a_payment_announced_again_earns_nothing_more(
     loyalty_stub: LoyaltyServiceStub,
     loyalty_engine: AsyncEngine,
     loyalty_database: Database,
+    loyalty_clock: ManualClock,
     customer_channel: grpc.aio.Channel,
     customer_engine: AsyncEngine,
     apply_events: ApplyEvents,
@@ -175,7 +179,7 @@ async def test_a_payment_announced_again_earns_nothing_more(
     again.event_id = str(uuid.uuid4())
     for event in (announced, again):
         async with loyalty_database.transaction() as session:
-            await earning.apply_customer_event(session, event, SYSTEM_CLOCK.now())
+            await earning.apply_customer_event(session, event, loyalty_clock.now())
 
     assert await rule_entries(loyalty_engine, account_of(customer)) == credits
     account = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account_of(customer)), timeout=5)

@@ -1,13 +1,13 @@
 """Point lots, expiry, tiers and the program's figures, through real gRPC and a real PostgreSQL.
 
 Durations of the program (validity, qualification window, review period) are set to seconds here,
-so that lapses and reviews happen within a test."""
+and the service's clock is moved past them, so that lapses and reviews happen within a test."""
 
 import asyncio
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.clock import ManualClock
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from tests.integration.loyalty.conftest import ProgramChange
@@ -100,7 +101,10 @@ async def test_a_reversed_credit_takes_back_its_own_points_first(
 
 
 async def test_unspent_points_lapse_after_their_validity_and_expire_once(
-    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, program_changed: ProgramChanged
+    loyalty_stub: LoyaltyServiceStub,
+    loyalty_engine: AsyncEngine,
+    loyalty_clock: ManualClock,
+    program_changed: ProgramChanged,
 ):
     async with program_changed(validity(1)):
         account = await open_account(loyalty_stub)
@@ -109,7 +113,7 @@ async def test_unspent_points_lapse_after_their_validity_and_expire_once(
             seconds=1
         )
         await redeem(loyalty_stub, account, 30)
-        await asyncio.sleep(1.1)
+        loyalty_clock.advance(timedelta(seconds=1))
         await run_schedule(loyalty_stub)
         await run_schedule(loyalty_stub)
     found = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account), timeout=5)
@@ -123,14 +127,17 @@ async def test_unspent_points_lapse_after_their_validity_and_expire_once(
 
 
 async def test_concurrent_expiry_runs_expire_every_lapsed_lot_exactly_once(
-    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, program_changed: ProgramChanged
+    loyalty_stub: LoyaltyServiceStub,
+    loyalty_engine: AsyncEngine,
+    loyalty_clock: ManualClock,
+    program_changed: ProgramChanged,
 ):
     async with program_changed(validity(1)):
         accounts = [await open_account(loyalty_stub) for _ in range(15)]
         for index, account in enumerate(accounts):
             await earn(loyalty_stub, account, 10 + index)
             await earn(loyalty_stub, account, 5)
-        await asyncio.sleep(1.1)
+        loyalty_clock.advance(timedelta(seconds=1))
         await asyncio.gather(*(run_schedule(loyalty_stub) for _ in range(4)))
     async with loyalty_engine.connect() as connection:
         rows = await connection.execute(
@@ -167,7 +174,9 @@ async def test_the_balance_shows_points_lapsing_soon_by_day(
     assert [e.points for e in default_horizon.expiring] == [80]
 
 
-async def test_earning_past_a_threshold_raises_the_tier_at_once(loyalty_stub: LoyaltyServiceStub):
+async def test_earning_past_a_threshold_raises_the_tier_at_once(
+    loyalty_stub: LoyaltyServiceStub, loyalty_clock: ManualClock
+):
     account = await open_account(loyalty_stub)
     await earn(loyalty_stub, account, 999)
     status = await loyalty_stub.GetTierStatus(
@@ -184,8 +193,7 @@ async def test_earning_past_a_threshold_raises_the_tier_at_once(loyalty_stub: Lo
         loyalty_service_pb2.GetTierStatusRequest(name=f"{account}/tierStatus"), timeout=5
     )
     assert (status.tier, status.next_tier, status.points_to_next_tier) == ("silver", "gold", 2000)
-    review = status.review_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
-    assert timedelta(days=364) < review <= timedelta(days=365)
+    assert status.review_time.ToDatetime(tzinfo=UTC) == loyalty_clock.now() + timedelta(days=365)
 
 
 async def test_tiers_count_points_earned_not_the_balance(loyalty_stub: LoyaltyServiceStub):
@@ -196,19 +204,19 @@ async def test_tiers_count_points_earned_not_the_balance(loyalty_stub: LoyaltySe
     assert (found.tier, found.available_points) == ("gold", 0)
 
 
-async def test_a_tier_is_lowered_only_at_its_review(loyalty_stub: LoyaltyServiceStub, program_changed: ProgramChanged):
+async def test_a_tier_is_lowered_only_at_its_review(
+    loyalty_stub: LoyaltyServiceStub, loyalty_clock: ManualClock, program_changed: ProgramChanged
+):
     async with program_changed(tier_timing(window_seconds=1, review_seconds=5)):
         account = await open_account(loyalty_stub)
         await earn(loyalty_stub, account, 1000)
-        await asyncio.sleep(1.2)
+        loyalty_clock.advance(timedelta(seconds=1))
         await run_schedule(loyalty_stub)
         early = await loyalty_stub.GetTierStatus(
             loyalty_service_pb2.GetTierStatusRequest(name=f"{account}/tierStatus"), timeout=5
         )
         assert (early.tier, early.qualifying_points, early.qualified_tier) == ("silver", 0, "bronze")
-        await asyncio.sleep(
-            max(early.review_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC), timedelta(0)).total_seconds() + 0.1
-        )
+        loyalty_clock.set(early.review_time.ToDatetime(tzinfo=UTC))
         runs = await asyncio.gather(run_schedule(loyalty_stub), run_schedule(loyalty_stub))
         assert sum(run.tiers_lowered for run in runs) >= 1
     found = await loyalty_stub.GetAccount(loyalty_service_pb2.GetAccountRequest(name=account), timeout=5)
@@ -248,11 +256,14 @@ async def test_a_stale_or_broken_program_is_refused_and_changes_nothing(
 
 
 async def test_the_program_figures_show_liability_flows_tiers_and_redemption_rate(
-    loyalty_stub: LoyaltyServiceStub, program_changed: ProgramChanged
+    loyalty_stub: LoyaltyServiceStub, loyalty_clock: ManualClock, program_changed: ProgramChanged
 ):
+    # What earlier tests left to lapse within a second lapses first, so the figures count this test's alone.
+    loyalty_clock.advance(timedelta(seconds=1))
+    await run_schedule(loyalty_stub)
     before = await loyalty_stub.GetProgramKpis(loyalty_service_pb2.GetProgramKpisRequest(), timeout=5)
     start = Timestamp()
-    start.GetCurrentTime()
+    start.FromDatetime(loyalty_clock.advance(timedelta(seconds=1)))
     spender, lapser = await open_account(loyalty_stub), await open_account(loyalty_stub)
     await earn(loyalty_stub, spender, 1000)
     await loyalty_stub.GrantGoodwill(
@@ -262,8 +273,10 @@ async def test_the_program_figures_show_liability_flows_tiers_and_redemption_rat
     await redeem(loyalty_stub, spender, 300)
     async with program_changed(validity(1)):
         await earn(loyalty_stub, lapser, 40)
-        await asyncio.sleep(1.1)
+        loyalty_clock.advance(timedelta(seconds=1))
         await run_schedule(loyalty_stub)
+    # The period ends before `now` (exclusive): read the figures a second after the expiry.
+    loyalty_clock.advance(timedelta(seconds=1))
     figures = await loyalty_stub.GetProgramKpis(loyalty_service_pb2.GetProgramKpisRequest(start_time=start), timeout=5)
     assert (figures.earned_points, figures.redeemed_points, figures.expired_points) == (1140, 300, 40)
     assert figures.redemption_rate == 300 / 1140

@@ -2,18 +2,17 @@
 the real service, checked after every step against a simple in-memory model (a balance, reserved
 points, and lots spent oldest first) and against what the database holds.
 
-Points are valid for one second here, so the `expire` step waits until every lot has lapsed and
-then runs the scheduled work: the model expires all that is left. Hypothesis drives the machine
-synchronously, so it runs in a worker thread and hands each call to the event loop the in-process
-server runs on.
+Points are valid for one second here, so the `expire` step moves the service's clock a second on,
+past every lot and short hold, and then runs the scheduled work: the model expires all that is left.
+Hypothesis drives the machine synchronously, so it runs in a worker thread and hands each call to
+the event loop the in-process server runs on (the clock moves only between calls).
 """
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.clock import ManualClock
 from chassis.status import from_rpc_error
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
@@ -83,9 +83,9 @@ def number_of(entry_name: str) -> int:
 
 
 def machine_against(
-    stub: LoyaltyServiceStub, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, reward: str
+    stub: LoyaltyServiceStub, engine: AsyncEngine, clock: ManualClock, loop: asyncio.AbstractEventLoop, reward: str
 ) -> type:
-    """A state machine class bound to the service behind `stub` and its database."""
+    """A state machine class bound to the service behind `stub`, its clock and its database."""
 
     def call(start: Callable[[], Awaitable[T]]) -> T:
         """Runs the awaitable `start` makes on the server's loop (gRPC calls must begin there)."""
@@ -200,15 +200,10 @@ def machine_against(
             if reservation.state != "HELD":
                 assert refused(method, request) == "RESERVATION_SETTLED"
                 return
-            sent = datetime.now(UTC)
-            try:
-                settled = call(lambda: getattr(stub, method)(request, timeout=10))
-            except grpc.aio.AioRpcError as error:
-                # Only a capture at or after the lapse time may be refused.
-                assert capturing and from_rpc_error(error).reason == "RESERVATION_EXPIRED"
-                assert datetime.now(UTC) >= reservation.expire_time
+            if capturing and clock.now() >= reservation.expire_time:
+                assert refused(method, request) == "RESERVATION_EXPIRED"
                 return
-            assert not capturing or sent < reservation.expire_time
+            settled = call(lambda: getattr(stub, method)(request, timeout=10))
             self.model.reserved -= PRICE
             if capturing:
                 reservation.state = "CAPTURED"
@@ -236,15 +231,10 @@ def machine_against(
 
         @rule()
         def expire(self) -> None:
-            """Waits until every lot and short hold has lapsed, then runs the scheduled work twice."""
-            deadlines = [lot.expire_time for lot in self.model.lots.values() if lot.remaining > 0]
-            deadlines += [r.expire_time for r in self.reservations.values() if r.state == "HELD" and r.expire_time.year]
-            short = [d for d in deadlines if (d - datetime.now(UTC)).total_seconds() < 2 * VALIDITY_SECONDS]
-            wait = max([(d - datetime.now(UTC)).total_seconds() for d in short], default=0.0)
-            time.sleep(max(wait, 0.0) + 0.05)
+            """Moves the clock past every lot and short hold, then runs the scheduled work twice."""
+            now = clock.advance(timedelta(seconds=VALIDITY_SECONDS))
             for _ in range(2):
                 call(lambda: stub.RunScheduledWork(loyalty_service_pb2.RunScheduledWorkRequest(), timeout=60))
-            now = datetime.now(UTC)
             for reservation in self.reservations.values():
                 if reservation.state == "HELD" and reservation.expire_time <= now:
                     reservation.state = "EXPIRED"
@@ -324,7 +314,7 @@ def short_validity(program: program_pb2.Program) -> None:
 
 
 async def test_random_operation_sequences_keep_the_service_ledger_consistent(
-    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, program_changed: Any
+    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, loyalty_clock: ManualClock, program_changed: Any
 ):
     reward_id = f"model-prize-{uuid.uuid4().hex[:8]}"
     await loyalty_stub.CreateReward(
@@ -344,6 +334,8 @@ async def test_random_operation_sequences_keep_the_service_ledger_consistent(
         timeout=5,
     )
     async with program_changed(short_validity):
-        machine = machine_against(loyalty_stub, loyalty_engine, asyncio.get_running_loop(), f"rewards/{reward_id}")
+        machine = machine_against(
+            loyalty_stub, loyalty_engine, loyalty_clock, asyncio.get_running_loop(), f"rewards/{reward_id}"
+        )
         bounded = settings(max_examples=10, stateful_step_count=20, deadline=None, database=None)
         await asyncio.to_thread(run_state_machine_as_test, machine, settings=bounded)

@@ -4,12 +4,14 @@ races between them that settle each reservation exactly once."""
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.clock import ManualClock
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from tests.integration.loyalty.ledger_checks import entry_count, ledger_state
@@ -205,12 +207,12 @@ async def test_capture_and_release_racing_on_one_reservation_settle_it_exactly_o
 
 
 async def test_an_uncaptured_reservation_lapses_and_its_points_come_back_once(
-    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine
+    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, loyalty_clock: ManualClock
 ):
     handset = await new_reward(loyalty_stub, rewards_pb2.REWARD_KIND_HANDSET, 250, stock=1)
     account = await funded_account(loyalty_stub, 250)
     held = await loyalty_stub.ReserveReward(reserve(account, handset.name, hold_seconds=1), timeout=5)
-    await asyncio.sleep(1.1)
+    loyalty_clock.advance(timedelta(seconds=1))
 
     code, error = await failure(loyalty_stub.CaptureReservation(capture(held.name), timeout=5))
     assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_EXPIRED")
@@ -231,14 +233,14 @@ async def test_an_uncaptured_reservation_lapses_and_its_points_come_back_once(
 
 
 async def test_a_release_racing_the_lapse_job_gives_the_points_back_once(
-    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine
+    loyalty_stub: LoyaltyServiceStub, loyalty_engine: AsyncEngine, loyalty_clock: ManualClock
 ):
     prize = await new_reward(loyalty_stub, rewards_pb2.REWARD_KIND_PRIZE, 50, stock=10)
     account = await funded_account(loyalty_stub, 500)
     held = [
         await loyalty_stub.ReserveReward(reserve(account, prize.name, hold_seconds=1), timeout=5) for _ in range(10)
     ]
-    await asyncio.sleep(1.1)
+    loyalty_clock.advance(timedelta(seconds=1))
 
     async def release_or_lose(name: str) -> None:
         try:
