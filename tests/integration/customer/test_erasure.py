@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 from google.type import date_pb2
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chassis.database import async_url, migrate
 from crm.common.v1 import common_pb2
@@ -16,6 +16,7 @@ from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1 import events_pb2 as customer_events
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from services.customer.app import CUSTOMER
+from services.customer.erasure import CUSTOMER_DATA
 from tests.event_support import CUSTOMER_ERASED, committed_events, feed_end, follow_events, unpack
 from tests.support import create_request, failure, line, request_id, unique_mobile
 from tools.postgres import PostgresCluster
@@ -315,6 +316,45 @@ async def test_migration_links_answers_stored_before_it_to_their_customers(postg
         await engine.dispose()
     customer_id = customer_name.removeprefix("customers/")
     assert linked == {"sign-up": customer_id, "line": customer_id, "other": None}
+
+
+# Tables that hold data about customers: every one with a customer_id column, the customers themselves,
+# and the outbox, whose events are about customers (aggregate ids `customers/{customer}`).
+CUSTOMER_DATA_TABLES = """
+SELECT table_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND column_name = 'customer_id'
+UNION SELECT 'customers' UNION SELECT 'outbox'
+"""
+
+
+async def tables_without_eraser(connection: AsyncConnection) -> set[str]:
+    """The tables holding customer data that no part's erasure declares."""
+    declared = {table for part in CUSTOMER_DATA for table in part.tables}
+    return set((await connection.execute(text(CUSTOMER_DATA_TABLES))).scalars()) - declared
+
+
+async def test_every_table_holding_customer_data_belongs_to_a_part_that_erases_it(customer_engine: AsyncEngine):
+    async with customer_engine.connect() as connection:
+        assert await tables_without_eraser(connection) == set()
+
+
+async def test_a_new_table_with_customer_data_and_no_eraser_is_found(customer_engine: AsyncEngine):
+    async with customer_engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            await connection.execute(text("CREATE TABLE customer_notes (customer_id uuid, note text)"))
+            assert await tables_without_eraser(connection) == {"customer_notes"}
+        finally:
+            await transaction.rollback()
+
+
+async def test_every_table_an_eraser_declares_exists(customer_engine: AsyncEngine):
+    declared = {table for part in CUSTOMER_DATA for table in part.tables}
+    async with customer_engine.connect() as connection:
+        tables = await connection.execute(
+            text("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        )
+        assert declared <= set(tables.scalars())
 
 
 def customer_with_name(given: str, family: str) -> customer_pb2.Customer:

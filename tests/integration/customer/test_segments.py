@@ -420,3 +420,27 @@ async def test_an_explicitly_unspecified_dimension_is_invalid_argument_on_dimens
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in error.violations] == ["dimension"]  # type: ignore[attr-defined]
+
+
+# Erasure -------------------------------------------------------------------------------------------
+
+
+async def test_erasure_takes_the_customer_out_of_every_segment_at_once(
+    customer_stub: CustomerServiceStub, segments: SegmentServiceStub
+):
+    birth = TODAY.replace(year=TODAY.year - 40)
+    created = await customer_stub.CreateCustomer(
+        create_request(person(region="Jizzax viloyati", birth=(birth.year, birth.month, birth.day))), timeout=5
+    )
+    await segments_when(segments, created.name, lambda s: "segments/region-jizzax-viloyati" in s)
+    await customer_stub.EraseCustomer(
+        customer_service_pb2.EraseCustomerRequest(name=created.name, request_id=request_id()), timeout=5
+    )
+    answer = await segments.GetCustomerSegments(
+        segments_pb2.GetCustomerSegmentsRequest(name=f"{created.name}/segments"), timeout=5
+    )
+    assert list(answer.memberships) == [] and not answer.HasField("evaluate_time")
+    members = await segments.ListSegmentMembers(
+        segments_pb2.ListSegmentMembersRequest(segment="segments/region-jizzax-viloyati"), timeout=5
+    )
+    assert created.name not in members.customers

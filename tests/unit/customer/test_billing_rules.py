@@ -2,7 +2,7 @@
 about a customer on a given day (debt, days overdue, late payments, average monthly spend)."""
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,9 +14,12 @@ from services.customer.billing.rules import (
     Amount,
     Invoice,
     Payment,
+    amount_in_cents,
     check_invoice,
     check_payment,
+    ensure_invoice_found,
     is_late,
+    recorded_payment,
     summarize,
 )
 
@@ -453,3 +456,39 @@ def test_average_monthly_spend_lies_between_the_smallest_and_largest_month_bille
         assert min(totals.values()) - Decimal("0.01") <= summary.average_monthly_spend <= max(totals.values())
     else:
         assert summary.average_monthly_spend == 0
+
+
+# Amounts, invoices named by payments, and the payment as recorded ------------------------------------
+
+
+def test_an_amount_in_cents_is_kept_as_given() -> None:
+    assert amount_in_cents(Decimal("120000.50"), "UZS", "invoice.amount") == Amount(Decimal("120000.50"), "UZS")
+
+
+def test_an_amount_finer_than_a_cent_is_invalid_naming_its_field() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        amount_in_cents(Decimal("10.005"), "UZS", "payment.amount")
+    assert [v.field for v in raised.value.violations] == ["payment.amount"]
+
+
+def test_a_payment_for_an_invoice_the_customer_does_not_have_is_failed_precondition() -> None:
+    with pytest.raises(FailedPrecondition) as raised:
+        ensure_invoice_found(_payment(invoice_id="INV-404"), None)
+    assert raised.value.reason == "INVOICE_NOT_FOUND"
+    assert raised.value.metadata == {"invoice_id": "INV-404"}
+
+
+def test_a_payment_for_no_invoice_needs_none() -> None:
+    ensure_invoice_found(_payment(invoice_id=""), None)
+
+
+def test_a_payment_recorded_after_its_due_date_is_marked_late_with_its_record_time() -> None:
+    now = datetime(2024, 6, 1, 9, 30, tzinfo=UTC)
+    recorded = recorded_payment(_payment(paid_date=date(2024, 5, 21)), _invoice(due=date(2024, 5, 20)), now=now)
+    assert (recorded.late, recorded.create_time) == (True, now)
+
+
+def test_a_payment_recorded_on_time_is_not_late() -> None:
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    recorded = recorded_payment(_payment(paid_date=date(2024, 5, 20)), _invoice(due=date(2024, 5, 20)), now=now)
+    assert recorded.late is False

@@ -89,6 +89,15 @@ def test_missing_parts_of_a_decision_are_invalid_argument_naming_each(
     assert [v.field for v in raised.value.violations] == missing
 
 
+def test_an_accepted_decision_comes_back_with_every_field_set() -> None:
+    checked = check_consent_request(ConsentRequest(ConsentPurpose.PROFILING, ConsentDecision.DENIED, Channel.APP), None)
+    assert (checked.purpose, checked.decision, checked.channel) == (
+        ConsentPurpose.PROFILING,
+        ConsentDecision.DENIED,
+        Channel.APP,
+    )
+
+
 # consent_state -------------------------------------------------------------------------------------
 
 

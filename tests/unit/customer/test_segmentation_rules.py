@@ -13,14 +13,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chassis.errors import InvalidArgument
+from chassis.errors import Aborted, InvalidArgument
 from services.customer.customers.lifecycle import ChurnReason, CustomerStatus
 from services.customer.customers.profile import OrganizationKind
-from services.customer.segments.catalogue import Dimension, describe_segment, dimension_of, region_slug
+from services.customer.segments.catalogue import (
+    Dimension,
+    describe_segment,
+    dimension_of,
+    is_segment_id,
+    listed_segments,
+    region_slug,
+)
 from services.customer.segments.config import (
     UPDATABLE_CONFIG_FIELDS,
     SegmentationConfig,
     apply_config_update,
+    check_config_version,
     validate_config,
 )
 from services.customer.segments.rules import (
@@ -31,6 +39,7 @@ from services.customer.segments.rules import (
     SegmentInputs,
     churn_risk,
     evaluate,
+    membership_change,
 )
 
 TODAY = date(2024, 6, 15)
@@ -830,3 +839,59 @@ def test_stored_config_without_a_field_takes_its_default() -> None:
 
 def test_stored_config_with_an_unknown_field_ignores_it() -> None:
     assert SegmentationConfig.from_json({"retired_threshold": 1, "roamer_days": 5}) == replace(DEFAULTS, roamer_days=5)
+
+
+# What an evaluation changes --------------------------------------------------------------------------
+
+
+def test_an_evaluation_enters_new_segments_and_leaves_those_no_rule_gives_any_more() -> None:
+    evaluation = Evaluation([Membership("type-consumer", "type.party"), Membership("debtor", "debtor.overdue")])
+    change = membership_change(["age-25-35", "type-consumer"], evaluation)
+    assert [m.segment for m in change.entered] == ["debtor"]
+    assert change.left == ["age-25-35"]
+
+
+def test_segments_kept_are_neither_entered_nor_left() -> None:
+    evaluation = Evaluation([Membership("type-consumer", "type.party")])
+    change = membership_change(["type-consumer"], evaluation)
+    assert (change.entered, change.left, change.count_changes) == ([], [], {})
+
+
+def test_member_counts_move_up_for_segments_entered_and_down_for_segments_left() -> None:
+    evaluation = Evaluation([Membership("debtor", "debtor.overdue"), Membership("usage-roamer", "usage.roaming")])
+    change = membership_change(["churn-risk-high", "usage-roamer"], evaluation)
+    assert change.count_changes == {"debtor": 1, "churn-risk-high": -1}
+
+
+# Listing segments and their names --------------------------------------------------------------------
+
+
+def test_listing_leaves_out_segments_without_members() -> None:
+    assert listed_segments({"debtor": 0, "value-vip": 2}, None) == [("value-vip", 2)]
+
+
+def test_listing_by_dimension_keeps_only_that_dimension() -> None:
+    counts = {"age-25-35": 3, "region-fargona": 1, "age-65-plus": 1}
+    assert listed_segments(counts, Dimension.AGE) == [("age-25-35", 3), ("age-65-plus", 1)]
+
+
+@pytest.mark.parametrize(("text", "valid"), [("value-vip", True), ("age-25-35", True), ("Value", False), ("", False)])
+def test_a_segment_id_is_lower_case_letters_digits_and_dashes(text: str, valid: bool) -> None:
+    assert is_segment_id(text) is valid
+
+
+# Config versions -------------------------------------------------------------------------------------
+
+
+def test_an_update_against_the_stored_version_is_allowed() -> None:
+    check_config_version(3, 3)
+
+
+def test_an_update_without_an_expected_version_is_allowed() -> None:
+    check_config_version(None, 3)
+
+
+def test_an_update_against_an_older_version_is_aborted() -> None:
+    with pytest.raises(Aborted) as raised:
+        check_config_version(2, 3)
+    assert raised.value.reason == "ETAG_MISMATCH"

@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from chassis.errors import InvalidArgument
 from services.customer.usage import rules
 
 TODAY = date(2026, 11, 23)
@@ -90,3 +91,57 @@ def test_profile_length_defaults_to_six_and_is_capped(requested: int, months: in
 )
 def test_a_profile_starts_on_the_first_day_of_its_earliest_month(today: date, months: int, first: date):
     assert rules.first_month(today, months) == first
+
+
+# Batches and the tally of a stream ------------------------------------------------------------------
+
+
+def reported(record_id: str = "r-1", msisdn: str = "+998901234567", day: int = 20) -> rules.ReportedRecord:
+    return rules.ReportedRecord(record_id, msisdn, 2026, 11, day, 3.0, 1.0, 0.0, 2, 10.0, False, "Toshkent", 3)
+
+
+def test_a_batch_keeps_each_record_id_once_and_counts_the_repeats() -> None:
+    batch = rules.check_batch([reported("a"), reported("b"), reported("a")], default_region="UZ", today=TODAY)
+    assert [r.record_id for r in batch.records] == ["a", "b"]
+    assert (batch.repeats, batch.rejections) == (1, [])
+
+
+def test_a_batch_sets_refused_records_aside_with_their_reasons() -> None:
+    batch = rules.check_batch([reported("a"), reported("b", day=30)], default_region="UZ", today=TODAY)
+    assert [r.record_id for r in batch.records] == ["a"]
+    assert [(r.record_id, r.reason) for r in batch.rejections] == [("b", "FUTURE_DATE")]
+
+
+def test_a_batch_larger_than_the_limit_is_invalid() -> None:
+    records = [reported(f"r-{n}") for n in range(rules.MAX_BATCH_RECORDS + 1)]
+    with pytest.raises(InvalidArgument) as raised:
+        rules.check_batch(records, default_region="UZ", today=TODAY)
+    assert [v.field for v in raised.value.violations] == ["records"]
+
+
+def test_the_tally_counts_new_records_as_accepted_and_the_rest_as_duplicates() -> None:
+    batch = rules.check_batch(
+        [reported("a"), reported("b"), reported("c"), reported("a")], default_region="UZ", today=TODAY
+    )
+    tally = rules.IngestTally()
+    tally.count_batch(batch, stored=1, unknown_msisdns=[])
+    assert (tally.accepted, tally.duplicates, tally.rejected) == (1, 3, 0)
+
+
+def test_the_tally_refuses_records_of_numbers_no_line_in_service_has() -> None:
+    batch = rules.check_batch(
+        [reported("a"), reported("b", msisdn="+998911234567"), reported("c", day=31)], default_region="UZ", today=TODAY
+    )
+    tally = rules.IngestTally()
+    tally.count_batch(batch, stored=1, unknown_msisdns={"+998911234567"})
+    assert (tally.accepted, tally.duplicates, tally.rejected) == (1, 0, 2)
+    assert [(r.record_id, r.reason) for r in tally.rejections] == [("c", "INVALID_DATE"), ("b", "UNKNOWN_MSISDN")]
+
+
+def test_the_tally_keeps_only_the_first_reasons_but_counts_every_refusal() -> None:
+    tally = rules.IngestTally()
+    for n in range(rules.MAX_REPORTED_REJECTIONS + 5):
+        tally.reject(rules.Rejection(f"r-{n}", "INVALID_VALUE", "bad"))
+    assert tally.rejected == rules.MAX_REPORTED_REJECTIONS + 5
+    assert len(tally.rejections) == rules.MAX_REPORTED_REJECTIONS
+    assert tally.rejections[-1].record_id == f"r-{rules.MAX_REPORTED_REJECTIONS - 1}"
