@@ -49,6 +49,12 @@ class Customer:
     erase_time: datetime | None = None
     """When the customer's personal data was erased; None while it is kept."""
 
+    @property
+    def search_key(self) -> str:
+        """The names search finds the customer by; none for an erased customer, whose marker name is no
+        name (search must not find the shells by it)."""
+        return "" if self.erase_time else self.profile.search_key
+
 
 @dataclass(frozen=True)
 class StatusChange:

@@ -129,6 +129,12 @@ class CustomerProfile:
             names = (self.party.legal_name, self.party.trading_name)
         return fold(" ".join(n for n in names if n))
 
+    @property
+    def region_key(self) -> str:
+        """The home region folded, for search by region ("" without a postal address)."""
+        address = self.home_address
+        return fold(address.region) if address else ""
+
 
 @dataclass(frozen=True)
 class ProfilePatch:

@@ -41,7 +41,6 @@ from services.customer.customers.profile import (
     PostalAddress,
 )
 from services.customer.customers.search import SearchCriteria
-from services.customer.customers.text import fold
 
 metadata = MetaData()
 
@@ -194,7 +193,6 @@ def _escape_like(text: str) -> str:
 def _customer_columns(customer: Customer) -> dict[str, object]:
     profile = customer.profile
     party = profile.party
-    address = profile.home_address
     columns: dict[str, object] = {
         "party_type": "individual" if isinstance(party, Individual) else "organization",
         "given_name": None,
@@ -209,9 +207,8 @@ def _customer_columns(customer: Customer) -> dict[str, object]:
         "organization_kind": None,
         "contact_media": [_medium_json(m) for m in profile.contact_media],
         "phone_numbers": profile.phone_numbers,
-        "region_key": fold(address.region) if address else "",
-        # An erased customer's marker name is no name: search must not find the shells by it.
-        "search_key": "" if customer.erase_time else profile.search_key,
+        "region_key": profile.region_key,
+        "search_key": customer.search_key,
         "acquisition_channel": profile.acquisition_channel.value if profile.acquisition_channel else None,
         "retailer_id": profile.retailer_id,
         "status": customer.status.value,

@@ -14,7 +14,7 @@ depends_on = None
 
 def upgrade() -> None:
     # Every record counted, once: the key refuses a replayed record id. The inserting transaction's id
-    # tells the folder which records are final (see services/customer/usage_store.py).
+    # tells the folder which records are final (see services/customer/usage/store.py).
     op.execute(
         """
         CREATE TABLE usage_records (

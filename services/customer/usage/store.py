@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer.usage.rules import CheckedRecord, CustomerMonth, LineMonth
@@ -219,7 +219,7 @@ async def take_dirty_months(session: AsyncSession, limit: int) -> list[LineMonth
     return [_month(row, by_key.get((row.subscription_id, row.month), [])) for row in rows]
 
 
-def _month(row: Any, areas: list[tuple[str, str, int, float]]) -> LineMonth:
+def _month(row: Row[Any], areas: list[tuple[str, str, int, float]]) -> LineMonth:
     return LineMonth(
         subscription_id=row.subscription_id,
         customer_id=row.customer_id,
