@@ -2,7 +2,7 @@
 Alembic migrations run from code."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,9 +10,11 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
+from asyncpg.exceptions import InterfaceError, PostgresConnectionError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,12 +22,27 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from chassis.errors import Aborted, AlreadyExists, Unavailable
+from chassis.errors import Aborted, AlreadyExists, DeadlineExceeded, Unavailable
 from chassis.settings import DatabaseSettings
 
 # SQLSTATEs after which the whole transaction may simply be retried by the caller.
 _UNIQUE_VIOLATION = "23505"
 _RETRYABLE_SQLSTATES = {"40001": "SERIALIZATION_FAILURE", "40P01": "DEADLOCK_DETECTED"}
+# A database going away, coming back or out of connections: nothing was decided, so the caller may
+# retry (a mutation is safe to retry by its request_id). Class 08 is every lost or refused connection.
+_UNAVAILABLE_SQLSTATES = {
+    "57P01": ("DATABASE_SHUTTING_DOWN", "the database is shutting down"),
+    "57P02": ("DATABASE_SHUTTING_DOWN", "the database is shutting down"),
+    "57P03": ("DATABASE_STARTING", "the database is starting up or recovering"),
+    "57P05": ("DATABASE_CONNECTION_LOST", "the database closed an idle connection"),
+    "53300": ("DATABASE_BUSY", "the database has no connection free"),
+    "53000": ("DATABASE_BUSY", "the database is out of resources"),
+}
+_QUERY_CANCELED = "57014"
+UNREACHABLE_REASONS = frozenset(
+    {"DATABASE_UNAVAILABLE", "DATABASE_CONNECTION_LOST", "DATABASE_SHUTTING_DOWN", "DATABASE_STARTING"}
+)
+"""Reasons that mean the database cannot be reached at all (not merely busy): readiness drops at once."""
 
 
 def async_url(url: str) -> str:
@@ -56,6 +73,8 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.reachability = Reachability()
+        """Whether the last transaction reached the database; readiness follows it at once."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -68,28 +87,70 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
         except DBAPIError as error:
-            raise _translate(error) from error
-        except (TimeoutError, OSError) as error:
+            translated = _translate(error)
+            if isinstance(translated, Unavailable) and translated.reason in UNREACHABLE_REASONS:
+                self.reachability.lost()
+            raise translated from error
+        except (TimeoutError, OSError, PostgresConnectionError, InterfaceError) as error:
+            # Raised by the driver before SQLAlchemy could wrap them: connect refused or timed out.
+            self.reachability.lost()
             raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
+        except PoolTimeout as error:
+            raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
+        self.reachability.regained()
 
     async def is_reachable(self, timeout_seconds: float = 2.0) -> bool:
         """Whether a trivial query answers within the timeout (readiness)."""
         try:
             async with asyncio.timeout(timeout_seconds), self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-            return True
         except Exception:  # noqa: BLE001 - any failure means not ready
+            self.reachability.lost()
             return False
+        self.reachability.regained()
+        return True
 
     async def close(self) -> None:
         """Closes every pooled connection."""
         await self.engine.dispose()
 
 
+class Reachability:
+    """Whether the database answered the last time it was asked; listeners hear every change at once."""
+
+    def __init__(self) -> None:
+        self.reachable = True
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def listen(self, listener: Callable[[bool], None]) -> None:
+        """Calls `listener(reachable)` on every change."""
+        self._listeners.append(listener)
+
+    def lost(self) -> None:
+        """A call found the database unreachable."""
+        self._set(False)
+
+    def regained(self) -> None:
+        """A call reached the database."""
+        self._set(True)
+
+    def _set(self, reachable: bool) -> None:
+        if reachable != self.reachable:
+            self.reachable = reachable
+            for listener in self._listeners:
+                listener(reachable)
+
+
 def _translate(error: DBAPIError) -> Exception:
-    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(
-        getattr(error.orig, "__cause__", None), "sqlstate", None
-    )
+    driver_error = getattr(error.orig, "__cause__", None)
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(driver_error, "sqlstate", None)
+    if sqlstate == _QUERY_CANCELED:
+        return DeadlineExceeded("STATEMENT_TIMEOUT", "a database statement ran out of time; retry the request")
+    if sqlstate in _UNAVAILABLE_SQLSTATES:
+        reason, message = _UNAVAILABLE_SQLSTATES[sqlstate]
+        return Unavailable(reason, message)
+    if (sqlstate or "").startswith("08") or _is_closed_connection(driver_error) or error.connection_invalidated:
+        return Unavailable("DATABASE_CONNECTION_LOST", "the database connection was lost")
     if sqlstate in _RETRYABLE_SQLSTATES:
         return Aborted(_RETRYABLE_SQLSTATES[sqlstate], "a concurrent change conflicted; retry the request")
     if sqlstate == _UNIQUE_VIOLATION:
@@ -100,9 +161,14 @@ def _translate(error: DBAPIError) -> Exception:
         return AlreadyExists(
             "ALREADY_EXISTS", "a concurrent request created the same thing", {"constraint": constraint or ""}
         )
-    if error.connection_invalidated:
-        return Unavailable("DATABASE_UNAVAILABLE", "the database connection was lost")
     return error
+
+
+def _is_closed_connection(driver_error: BaseException | None) -> bool:
+    """A socket error, or the driver refusing to use a connection the server closed."""
+    if isinstance(driver_error, OSError):
+        return True
+    return isinstance(driver_error, InterfaceError) and "closed" in str(driver_error)
 
 
 MIGRATION_ENVIRONMENT = Path(__file__).parent / "migrations"

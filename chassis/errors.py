@@ -30,9 +30,11 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """The request is malformed; nothing was changed. Lists every offending field."""
 
-    def __init__(self, violations: list[FieldViolation], reason: str = "INVALID_ARGUMENT") -> None:
+    def __init__(
+        self, violations: list[FieldViolation], reason: str = "INVALID_ARGUMENT", message: str = "invalid request"
+    ) -> None:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
-        super().__init__(reason, summary or "invalid request")
+        super().__init__(reason, summary or message)
         self.violations = violations
 
 
@@ -66,6 +68,10 @@ class ResourceExhausted(DomainError):
 
 class Unavailable(DomainError):
     """A dependency is down; the call may be retried."""
+
+
+class DeadlineExceeded(DomainError):
+    """The work could not finish in the time it was given; it may be retried, with a longer deadline."""
 
 
 def invalid_field(field_path: str, description: str) -> InvalidArgument:

@@ -1,6 +1,12 @@
-"""Server interceptor that every service and the gateway run: caller context, error mapping, access
-log and RED metrics for each call, whatever its streaming shape."""
+"""Server interceptor that every service and the gateway run: admission under load, request decoding,
+caller context, error mapping, access log and RED metrics for each call, whatever its streaming shape.
 
+Health and reflection are never held back by admission, so probes answer however busy the server is.
+Requests are decoded here rather than by grpc, so that bytes that are not the method's message are
+INVALID_ARGUMENT with a reason, like any other bad input, instead of an UNKNOWN with internal names.
+"""
+
+import hashlib
 import inspect
 import logging
 import time
@@ -8,10 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from opentelemetry import metrics
 
-from chassis.caller import caller_from_metadata, current_caller, set_current_caller
-from chassis.errors import DomainError
+from chassis.admission import Admission
+from chassis.caller import SUBJECT_KEY, caller_from_metadata, current_caller, set_current_caller
+from chassis.errors import DomainError, InvalidArgument
 from chassis.status import STATUS_DETAILS_KEY, grpc_code, to_status
 
 access_log = logging.getLogger("crm.access")
@@ -25,16 +33,31 @@ _duration = _meter.create_histogram(
 # A handler's behaviour is any of the four call shapes of any message types, and aio behaviours are
 # coroutines while grpc's stubs describe the synchronous server's: no narrower type is true here.
 Behaviour = Callable[..., Any]
+Deserializer = Callable[[bytes], Any]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"  # subscriptable only in the stubs
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
+UNADMITTED_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+    # Followers hold their feed open for a minute at a time; they are few and must not starve.
+    "/crm.common.v1.EventFeedService/",
+)
+"""Methods served whatever the load: probes, tools and event followers."""
+# Keys a caller's fairness share is counted by, most specific first.
+_FAIRNESS_KEYS = (SUBJECT_KEY, "authorization", "x-crm-user")
+
 
 class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the caller, maps domain errors to google.rpc.Status, logs and measures every call."""
+    """Admits, decodes, binds the caller, maps domain errors to google.rpc.Status, logs and measures."""
 
-    def __init__(self, error_domain: str, *, trust_caller_metadata: bool = True) -> None:
+    def __init__(
+        self, error_domain: str, *, admission: Admission | None = None, trust_caller_metadata: bool = True
+    ) -> None:
         self._error_domain = error_domain
+        self._admission = admission
         # Only servers behind the gateway believe caller metadata; the gateway sets it itself.
         self._trust_caller_metadata = trust_caller_metadata
 
@@ -47,49 +70,65 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        admission = None if method.startswith(UNADMITTED_SERVICES) else self._admission
+        decode = handler.request_deserializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                handler.request_deserializer,
+                self._wrap_unary(method, handler.unary_unary, _decode_one(decode), admission),
+                None,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary),
-                handler.request_deserializer,
+                self._wrap_unary(method, handler.stream_unary, _decode_stream(decode), admission),
+                None,
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                handler.request_deserializer,
+                self._wrap_stream(method, handler.unary_stream, _decode_one(decode), admission),
+                None,
                 handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream),
-                handler.request_deserializer,
+                self._wrap_stream(method, handler.stream_stream, _decode_stream(decode), admission),
+                None,
                 handler.response_serializer,
             )
         return handler
 
-    def _wrap_unary(self, method: str, behaviour: Behaviour) -> Behaviour:
+    def _wrap_unary(
+        self, method: str, behaviour: Behaviour, decode: Callable[[Any, str], Any], admission: Admission | None
+    ) -> Behaviour:
         async def serve(request: Any, context: Context) -> Any:
             started = self._begin(context)
+            holds_slot = False
             try:
-                return await behaviour(request, context)
+                if admission is not None:
+                    await admission.admit(_fairness_key(context), context.time_remaining())
+                    holds_slot = True
+                return await behaviour(decode(request, method), context)
             except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
                 await self._abort(method, error, context)
             finally:
+                if admission is not None and holds_slot:
+                    admission.release()
                 self._finish(method, started, context)
 
         return serve
 
-    def _wrap_stream(self, method: str, behaviour: Behaviour) -> Behaviour:
+    def _wrap_stream(
+        self, method: str, behaviour: Behaviour, decode: Callable[[Any, str], Any], admission: Admission | None
+    ) -> Behaviour:
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
             started = self._begin(context)
+            holds_slot = False
             try:
-                responses = behaviour(request, context)
+                if admission is not None:
+                    await admission.admit(_fairness_key(context), context.time_remaining())
+                    holds_slot = True
+                responses = behaviour(decode(request, method), context)
                 if inspect.isasyncgen(responses):
                     async for response in responses:
                         yield response
@@ -99,6 +138,8 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
             except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
                 await self._abort(method, error, context)
             finally:
+                if admission is not None and holds_slot:
+                    admission.release()
                 self._finish(method, started, context)
 
         return serve
@@ -136,6 +177,52 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
                 "caller": current_caller().subject,
             },
         )
+
+
+def _decode_one(deserializer: Deserializer | None) -> Callable[[Any, str], Any]:
+    """Parses a unary request (bytes when the method has no deserializer, as in the gateway)."""
+
+    def decode(request: Any, method: str) -> Any:
+        return request if deserializer is None else _parsed(deserializer, request, method)
+
+    return decode
+
+
+def _decode_stream(deserializer: Deserializer | None) -> Callable[[Any, str], Any]:
+    """Parses each message of a request stream as it is read."""
+
+    def decode(requests: Any, method: str) -> Any:
+        if deserializer is None:
+            return requests
+
+        async def parsed() -> AsyncIterator[Any]:
+            async for request in requests:
+                yield _parsed(deserializer, request, method)
+
+        return parsed()
+
+    return decode
+
+
+def _parsed(deserializer: Deserializer, raw: bytes, method: str) -> Any:
+    try:
+        return deserializer(raw)
+    except (DecodeError, ValueError, TypeError):
+        error_log.warning("undecodable request to %s (%d bytes)", method, len(raw))
+        raise InvalidArgument(
+            [], reason="MALFORMED_REQUEST", message="the request is not a well-formed message of this method"
+        ) from None
+
+
+def _fairness_key(context: Context) -> str:
+    """Whose share of the server a call counts against: the caller it names, else its peer's host."""
+    metadata = dict(context.invocation_metadata() or ())
+    for key in _FAIRNESS_KEYS:
+        value = metadata.get(key)
+        if value:
+            text = value if isinstance(value, str) else value.decode(errors="replace")
+            return hashlib.blake2b(f"{key}={text}".encode(), digest_size=8).hexdigest()
+    return context.peer().rpartition(":")[0]
 
 
 def _code_of(context: Context) -> grpc.StatusCode | None:

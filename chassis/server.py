@@ -1,9 +1,11 @@
 """The gRPC server factory every service and the gateway are built with.
 
-A server gets: the library's health service (a status per service, following readiness, NOT_SERVING
-during shutdown), server reflection, bounded message size and concurrency, the telemetry and call
-interceptors, and graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight calls, then
-release resources). Tests bind it to port 0.
+A server gets: the library's health service (a status per service that follows readiness — pushed at
+once when a dependency is lost or regained, polled as a fallback — plus `liveness`, SERVING while the
+process runs; NOT_SERVING during shutdown), server reflection, bounded message size, admission under
+load that never holds back health or reflection, the telemetry and call interceptors, and graceful
+shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight calls, then release resources). Tests
+bind it to port 0.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chassis.admission import Admission, AdmissionLimits
 from chassis.interceptors import ServiceCallInterceptor
 from chassis.logs import configure_logging
 from chassis.settings import ServerSettings, SettingsError
@@ -29,7 +32,13 @@ from chassis.telemetry import (
 log = logging.getLogger("crm.server")
 
 # Readiness answers for the whole server (bool) or per served service (name -> ready).
-Readiness = Callable[[], Awaitable[bool | Mapping[str, bool]]]
+ReadinessState = bool | Mapping[str, bool]
+Readiness = Callable[[], Awaitable[ReadinessState]]
+LIVENESS = "liveness"
+"""The health service name a liveness probe asks: SERVING while the process is alive, whatever its
+dependencies say (readiness is the overall status, service "")."""
+# While not ready, readiness is polled this often, so recovery shows at once even without traffic.
+_NOT_READY_POLL_SECONDS = 0.25
 Registration = Callable[[grpc.aio.Server], None]
 
 
@@ -56,10 +65,14 @@ class ServiceServer:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Releases run in order after the server stopped (stop background work first, close pools last)."""
     _watch: asyncio.Task[None] | None = None
+    _reported: asyncio.Event = field(default_factory=asyncio.Event)
+    _latest: ReadinessState = True
+    _ready: bool = False
 
     async def start(self) -> None:
         """Starts serving, with health following readiness from the first second."""
         await self.server.start()
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self._publish(await self.readiness())
         self._watch = asyncio.create_task(self._watch_readiness(), name="readiness")
         for start_background_work in self.on_start:
@@ -92,12 +105,23 @@ class ServiceServer:
         log.info("shutting down")
         await self.stop()
 
+    def report(self, readiness: ReadinessState) -> None:
+        """Publishes a change of readiness at once (a dependency was just lost or regained)."""
+        self._latest = readiness
+        self._reported.set()
+
     async def _watch_readiness(self) -> None:
         while True:
-            await asyncio.sleep(self.readiness_interval_seconds)
-            await self._publish(await self.readiness())
+            interval = self.readiness_interval_seconds if self._ready else _NOT_READY_POLL_SECONDS
+            try:
+                await asyncio.wait_for(self._reported.wait(), timeout=interval)
+            except TimeoutError:
+                await self._publish(await self.readiness())
+                continue
+            self._reported.clear()
+            await self._publish(self._latest)
 
-    async def _publish(self, readiness: bool | Mapping[str, bool]) -> None:
+    async def _publish(self, readiness: ReadinessState) -> None:
         if isinstance(readiness, bool):
             per_service = dict.fromkeys(self.service_names, readiness)
         else:
@@ -105,6 +129,7 @@ class ServiceServer:
         # The whole server is ready when every service is, unless readiness says otherwise for "".
         overall = readiness.get("", all(per_service.values())) if isinstance(readiness, Mapping) else readiness
         per_service[""] = overall
+        self._ready = overall
         for name, ready in per_service.items():
             serving = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
             await self.health.set(name, serving)
@@ -131,12 +156,19 @@ def build_server(
     names they serve, for health and reflection. Only servers behind the gateway trust caller
     metadata (`trust_caller_metadata`); the gateway itself does not.
     """
+    admission = Admission(
+        AdmissionLimits(
+            max_concurrent=settings.max_concurrent_rpcs,
+            max_queued=settings.max_queued_rpcs,
+            max_queue_wait_seconds=settings.max_queue_wait_seconds,
+            min_remaining_seconds=settings.min_deadline_seconds,
+        )
+    )
     server = grpc.aio.server(
         interceptors=[
             *server_interceptors(),
-            ServiceCallInterceptor(error_domain, trust_caller_metadata=trust_caller_metadata),
+            ServiceCallInterceptor(error_domain, admission=admission, trust_caller_metadata=trust_caller_metadata),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -146,6 +146,8 @@ class Service:
             register=register,
             readiness=self.database.is_reachable,
         )
+        # A call that lost the database flips readiness at once, and the next that reaches it restores it.
+        self.database.reachability.listen(server.report)
         server.on_start.extend(work.start for work in self._background)
         if self._event_feed is not None:
             server.on_stopping.append(self._event_feed.stop_following)

@@ -186,8 +186,14 @@ class ServerSettings:
 
     address: str = setting("127.0.0.1:0", variable="GRPC_ADDRESS", reader=address)
     """Where to listen, `host:port`; port 0 picks a free port (tests). Each service names its own default."""
-    max_concurrent_rpcs: int = setting(256, reader=between(1))
-    """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED."""
+    max_concurrent_rpcs: int = setting(64, reader=between(1))
+    """Calls at work at once; more wait in a short fair queue (health and reflection are never held back)."""
+    max_queued_rpcs: int = setting(128, reader=between(0))
+    """Calls waiting for a slot, all callers together; beyond it the busiest caller's newest is refused."""
+    max_queue_wait_seconds: float = setting(0.25, reader=at_least(0.0))
+    """Longest a call waits for a slot before RESOURCE_EXHAUSTED, so admitted calls stay fast."""
+    min_deadline_seconds: float = setting(0.005, reader=at_least(0.0))
+    """A call arriving with less time left than this is DEADLINE_EXCEEDED at once, before any work."""
     max_message_bytes: int = setting(4 * 1024 * 1024, reader=between(1024))
     """Largest request or response message accepted."""
     shutdown_drain_seconds: float = 2.0

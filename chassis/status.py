@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from chassis.errors import (
     Aborted,
     AlreadyExists,
+    DeadlineExceeded,
     DomainError,
     FailedPrecondition,
     FieldViolation,
@@ -39,6 +40,7 @@ _CODES: dict[type[DomainError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 _ERRORS = {code: error for error, code in _CODES.items()}
 

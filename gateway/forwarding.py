@@ -12,9 +12,13 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from chassis.caller import set_current_caller
-from chassis.status import STATUS_DETAILS_KEY
+from chassis.errors import DomainError
+from chassis.status import STATUS_DETAILS_KEY, to_status
 from gateway.access import authenticate, authorize, forwardable_metadata
 from gateway.routes import ExposedService
+
+ERROR_DOMAIN = "gateway.crm"
+"""The `ErrorInfo.domain` of errors the gateway makes itself (a backend's own errors keep theirs)."""
 
 # Forwarded messages stay bytes: the gateway neither parses nor re-encodes them.
 Context: TypeAlias = "grpc.aio.ServicerContext[bytes, bytes]"  # subscriptable only in the stubs
@@ -40,32 +44,38 @@ class Forwarder:
         path = f"/{service.name}/{method.name}"
         channel = self._channels[service.name]
         if method.client_streaming and method.server_streaming:
-            return grpc.stream_stream_rpc_method_handler(self._streaming(path, channel.stream_stream(path)))
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(service.name, path, channel.stream_stream(path))
+            )
         if method.server_streaming:
-            return grpc.unary_stream_rpc_method_handler(self._streaming(path, channel.unary_stream(path)))
+            return grpc.unary_stream_rpc_method_handler(self._streaming(service.name, path, channel.unary_stream(path)))
         if method.client_streaming:
-            return grpc.stream_unary_rpc_method_handler(self._unary(path, channel.stream_unary(path)))
-        return grpc.unary_unary_rpc_method_handler(self._unary(path, channel.unary_unary(path)))
+            return grpc.stream_unary_rpc_method_handler(self._unary(service.name, path, channel.stream_unary(path)))
+        return grpc.unary_unary_rpc_method_handler(self._unary(service.name, path, channel.unary_unary(path)))
 
-    def _unary(self, path: str, call: Callable[..., Awaitable[bytes]]) -> Callable[[Any, Context], Awaitable[bytes]]:
+    def _unary(
+        self, service: str, path: str, call: Callable[..., Awaitable[bytes]]
+    ) -> Callable[[Any, Context], Awaitable[bytes]]:
         async def forward(request: Any, context: Context) -> bytes:
             options = self._call_options(path, context)
             try:
                 return await call(request, **options)
             except grpc.aio.AioRpcError as error:
-                await _relay_error(error, context)
+                await _relay_error(error, context, service)
                 raise  # pragma: no cover - relay always aborts
 
         return forward
 
-    def _streaming(self, path: str, call: Callable[..., Any]) -> Callable[[Any, Context], AsyncIterator[bytes]]:
+    def _streaming(
+        self, service: str, path: str, call: Callable[..., Any]
+    ) -> Callable[[Any, Context], AsyncIterator[bytes]]:
         async def forward(request: Any, context: Context) -> AsyncIterator[bytes]:
             options = self._call_options(path, context)
             try:
                 async for response in call(request, **options):
                     yield response
             except grpc.aio.AioRpcError as error:
-                await _relay_error(error, context)
+                await _relay_error(error, context, service)
 
         return forward
 
@@ -79,7 +89,23 @@ class Forwarder:
         return {"timeout": timeout, "metadata": forwardable_metadata(metadata, caller)}
 
 
-async def _relay_error(error: grpc.aio.AioRpcError, context: Context) -> None:
-    """Ends the call with the backend's code, message and status details."""
+# Codes a failure gets from the transport rather than from a backend's own answer.
+_TRANSPORT_FAILURES = {
+    grpc.StatusCode.UNAVAILABLE: ("BACKEND_UNAVAILABLE", "is unavailable; retry shortly"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: ("BACKEND_DEADLINE_EXCEEDED", "did not answer in time"),
+    grpc.StatusCode.UNKNOWN: ("BACKEND_FAILED", "failed unexpectedly"),
+    grpc.StatusCode.INTERNAL: ("BACKEND_FAILED", "failed unexpectedly"),
+    grpc.StatusCode.CANCELLED: ("BACKEND_CANCELLED", "cancelled the call"),
+}
+
+
+async def _relay_error(error: grpc.aio.AioRpcError, context: Context, service: str) -> None:
+    """Ends the call with the backend's code, message and status details. A failure the backend did
+    not describe itself (it could not be reached, or the connection broke) becomes the gateway's own
+    status naming the service: transport messages carry internal addresses callers must not see."""
     details = [(k, v) for k, v in (error.trailing_metadata() or ()) if k == STATUS_DETAILS_KEY]
-    await context.abort(error.code(), error.details() or "", trailing_metadata=tuple(details))
+    if details or error.code() not in _TRANSPORT_FAILURES:
+        await context.abort(error.code(), error.details() or "", trailing_metadata=tuple(details))
+    reason, what = _TRANSPORT_FAILURES[error.code()]
+    status = to_status(DomainError(reason, f"{service} {what}", {"service": service}), ERROR_DOMAIN)
+    await context.abort(error.code(), status.details, trailing_metadata=status.trailing_metadata)

@@ -19,11 +19,10 @@ class GatewaySettings(FromEnvironment):
 
     PREFIX = "GATEWAY"
 
-    server: ServerSettings = nested(address=DEFAULT_ADDRESS)
+    # The gateway waits on backends, not on its own work: it keeps more calls in flight than a service.
+    server: ServerSettings = nested(address=DEFAULT_ADDRESS, max_concurrent_rpcs=256)
     """Where and how the gateway listens (`GATEWAY_GRPC_ADDRESS`, ...)."""
     backend_targets: dict[str, str] = setting(reader=_backend_targets)
     """Backend `host:port` per exposed service name (`GATEWAY_<SERVICE>_TARGET`)."""
     max_deadline_seconds: float = setting(30.0, reader=at_least(0.1))
     """Deadline of a forwarded call when the client set none or a longer one (`GATEWAY_MAX_DEADLINE_SECONDS`)."""
-    health_check_interval_seconds: float = setting(2.0, reader=at_least(0.1))
-    """How often backend health is polled (`GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS`)."""

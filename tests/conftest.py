@@ -44,7 +44,13 @@ def migrated_database_url(postgres: PostgresCluster, worker_id: str) -> Callable
 def _settings(url: str, address: str = "127.0.0.1:0") -> CustomerSettings:
     return CustomerSettings.from_environment(
         Environment(
-            {"CUSTOMER_DATABASE_URL": url, "CUSTOMER_GRPC_ADDRESS": address, "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0"}
+            {
+                "CUSTOMER_DATABASE_URL": url,
+                "CUSTOMER_GRPC_ADDRESS": address,
+                "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
+                # Concurrency tests fire a couple of hundred calls at once: admit them all.
+                "CUSTOMER_MAX_CONCURRENT_RPCS": "256",
+            }
         )
     )
 

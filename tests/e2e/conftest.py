@@ -62,7 +62,6 @@ async def running_system(
                     "GATEWAY_CUSTOMER_TARGET": customer.address,
                     # No loyalty service runs here: the gateway must serve the rest without it.
                     "GATEWAY_LOYALTY_TARGET": no_loyalty,
-                    "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
                     "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
                 },
                 logs,

@@ -75,6 +75,8 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
             "CUSTOMER_DATABASE_URL": customer_url,
             "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
+            # Bursts of about 80 payments at once: admit them all.
+            "CUSTOMER_MAX_CONCURRENT_RPCS": "256",
         },
         logs,
     )

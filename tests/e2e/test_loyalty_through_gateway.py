@@ -50,7 +50,6 @@ async def gateway_to_loyalty(
                     "GATEWAY_GRPC_ADDRESS": ANY_PORT,
                     "GATEWAY_CUSTOMER_TARGET": no_customer_service,
                     "GATEWAY_LOYALTY_TARGET": loyalty.address,
-                    "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
                     "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
                 },
                 logs,

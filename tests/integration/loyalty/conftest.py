@@ -29,6 +29,8 @@ def _settings(url: str) -> LoyaltySettings:
                 "LOYALTY_DATABASE_URL": url,
                 "LOYALTY_GRPC_ADDRESS": "127.0.0.1:0",
                 "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
+                # Concurrency tests fire a couple of hundred calls at once: admit them all.
+                "LOYALTY_MAX_CONCURRENT_RPCS": "256",
                 # Tests run the scheduled work themselves (RunScheduledWork), at the moment they choose.
                 "LOYALTY_SCHEDULE_INTERVAL_SECONDS": "86400",
             }

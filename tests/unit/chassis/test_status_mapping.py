@@ -8,6 +8,7 @@ from google.rpc import error_details_pb2, status_pb2
 from chassis.errors import (
     Aborted,
     AlreadyExists,
+    DeadlineExceeded,
     DomainError,
     FailedPrecondition,
     FieldViolation,
@@ -206,5 +207,10 @@ def test_failed_call_without_status_details_has_reason_unknown() -> None:
 
 
 def test_failed_call_with_an_unmapped_code_is_a_plain_domain_error() -> None:
-    returned = from_rpc_error(PlainFailedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "too slow"))
+    returned = from_rpc_error(PlainFailedCall(grpc.StatusCode.DATA_LOSS, "lost"))
     assert type(returned) is DomainError
+
+
+def test_failed_call_with_deadline_exceeded_is_deadline_exceeded() -> None:
+    returned = from_rpc_error(PlainFailedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "too slow"))
+    assert type(returned) is DeadlineExceeded
