@@ -34,12 +34,14 @@ run: setup
 
 test: setup node_modules/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m mypy
+	$(PY) -m pytest -n 2
 
 lint: setup node_modules/.installed
 	$(BUF) lint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # Throughput figures against servers started here on 127.0.0.1; nothing is asserted.
 bench: setup

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from asyncpg.exceptions import InterfaceError, PostgresConnectionError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
@@ -213,7 +215,9 @@ def run_migrations_online(config: Config) -> None:
     asyncio.run(run())
 
 
-def _run_in_transaction(connection: Connection, context: object) -> None:
-    context.configure(connection=connection, transaction_per_migration=True)  # type: ignore[attr-defined]
-    with context.begin_transaction():  # type: ignore[attr-defined]
-        context.run_migrations()  # type: ignore[attr-defined]
+def _run_in_transaction(connection: Connection, context: ModuleType) -> None:
+    # `alembic.context` is a module that stands for the running EnvironmentContext.
+    environment = cast(EnvironmentContext, context)
+    environment.configure(connection=connection, transaction_per_migration=True)
+    with environment.begin_transaction():
+        environment.run_migrations()

@@ -81,7 +81,8 @@ class IdempotentRunner:
 
         The request's own `request_id` field is the key; its message type tells the methods apart.
         """
-        request_id: str = request.request_id  # type: ignore[attr-defined]
+        # Every retryable request message has the field; Message does not declare it.
+        request_id: str = getattr(request, "request_id", "")
         method = request.DESCRIPTOR.full_name
         if not REQUEST_ID_PATTERN.fullmatch(request_id):
             raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
