@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from asyncpg.exceptions import InterfaceError, PostgresConnectionError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.exc import DBAPIError
@@ -41,6 +43,7 @@ _UNAVAILABLE_SQLSTATES = {
     "53000": ("DATABASE_BUSY", "the database is out of resources"),
 }
 _QUERY_CANCELED = "57014"
+_tracer = trace.get_tracer("crm.database")
 UNREACHABLE_REASONS = frozenset(
     {"DATABASE_UNAVAILABLE", "DATABASE_CONNECTION_LOST", "DATABASE_SHUTTING_DOWN", "DATABASE_STARTING"}
 )
@@ -61,7 +64,9 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         pool_size=settings.pool_size,
         max_overflow=0,
         pool_timeout=settings.statement_timeout_seconds,
-        pool_pre_ping=True,
+        # No ping before each transaction (three round trips): a connection the server dropped fails
+        # its first statement as UNAVAILABLE, SQLAlchemy then renews the whole pool, and the caller retries.
+        pool_pre_ping=False,
         connect_args={
             "server_settings": {"application_name": application_name, "statement_timeout": timeout_ms},
             "timeout": settings.statement_timeout_seconds,
@@ -74,6 +79,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._span = {"db.system": "postgresql", "db.name": engine.url.database or ""}
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.reachability = Reachability()
         """Whether the last transaction reached the database; readiness follows it at once."""
@@ -86,8 +92,9 @@ class Database:
         database as UNAVAILABLE.
         """
         try:
-            async with self._sessions() as session, session.begin():
-                yield session
+            with _tracer.start_as_current_span("db.transaction", kind=SpanKind.CLIENT, attributes=self._span):
+                async with self._sessions() as session, session.begin():
+                    yield session
         except DBAPIError as error:
             translated = _translate(error)
             if isinstance(translated, Unavailable) and translated.reason in UNREACHABLE_REASONS:

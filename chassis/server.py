@@ -172,13 +172,16 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # Only workers of one service meant to share a port may: anything else is refused below.
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if settings.workers > 1 and settings.address.endswith(":0"):
+        raise ListenError(f"cannot listen on {settings.address}: {settings.workers} workers need a fixed port")
     try:
         port = server.add_insecure_port(settings.address)
     except RuntimeError:

@@ -32,6 +32,7 @@ from chassis.outbox import outbox_sequencer
 from chassis.server import ServiceServer, build_server, run_process
 from chassis.settings import DatabaseSettings, Environment, ServerSettings
 from chassis.telemetry import instrument_engine
+from chassis.workers import stopping_when_orphaned, worker_processes
 from crm.common.v1 import events_pb2_grpc
 
 Servicer = TypeVar("Servicer")
@@ -71,10 +72,15 @@ Settings = TypeVar("Settings", bound=ServiceSettingsShape)
 class Service:
     """A service being assembled: the parts `app.py` adds, over the database and clock it is given."""
 
-    def __init__(self, name: str, *, settings: ServiceSettingsShape, clock: Clock, produces_events: bool) -> None:
+    def __init__(
+        self, name: str, *, settings: ServiceSettingsShape, clock: Clock, produces_events: bool, background: bool = True
+    ) -> None:
         self.name = name
+        # Extra worker processes serve calls only: numbering, consuming and schedules run once, in the first.
+        self._runs_background = background
         engine = create_engine(settings.database, application_name=name)
-        instrument_engine(engine)
+        if settings.database.trace_statements:
+            instrument_engine(engine)
         self.database = Database(engine)
         """The service's own database."""
         self.clock = clock
@@ -95,7 +101,8 @@ class Service:
 
     def run_in_background(self, work: BackgroundWork) -> None:
         """Runs `work` while the server serves (started in the order given, stopped in reverse)."""
-        self._background.append(work)
+        if self._runs_background:
+            self._background.append(work)
 
     def run_every(
         self, name: str, interval_seconds: float, step: Callable[[], Awaitable[object]], *, actor: Caller
@@ -173,9 +180,17 @@ class ServiceDefinition(Generic[Settings]):
     produces_events: bool = field(default=True)
     """Whether the service has an outbox to number and serve as an event feed."""
 
-    def build_server(self, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> ServiceServer:
-        """The service bound to its port, not yet started; tests hand it a clock they move."""
-        service = Service(self.name, settings=settings, clock=clock, produces_events=self.produces_events)
+    module: str = field(default="")
+    """The package run with `python -m` (`services.loyalty`); extra workers are started with it."""
+
+    def build_server(
+        self, settings: Settings, *, clock: Clock = SYSTEM_CLOCK, background: bool = True
+    ) -> ServiceServer:
+        """The service bound to its port, not yet started; tests hand it a clock they move. Without
+        `background` it only serves calls (an extra worker)."""
+        service = Service(
+            self.name, settings=settings, clock=clock, produces_events=self.produces_events, background=background
+        )
         self.assemble(service, settings)
         return service.build(settings.server, self.error_domain)
 
@@ -184,19 +199,28 @@ class ServiceDefinition(Generic[Settings]):
         migrate(settings.database.url, self.migrations)
 
     def main(self, arguments: Sequence[str] | None = None) -> None:
-        """The process entry point: `serve` (the default) until SIGTERM, or `migrate` and exit."""
+        """The process entry point: `serve` (the default) until SIGTERM, with `<PREFIX>_WORKERS - 1`
+        extra worker processes on the same port; `worker` (one of those); or `migrate` and exit."""
         command = list(sys.argv[1:] if arguments is None else arguments)
 
         async def serve() -> None:
-            await self.build_server(self.settings(None)).serve_until_signalled()
+            settings = self.settings(None)
+            async with worker_processes(self.module, settings.server):
+                await self.build_server(settings).serve_until_signalled()
+
+        async def serve_as_worker() -> None:
+            async with stopping_when_orphaned():
+                await self.build_server(self.settings(None), background=False).serve_until_signalled()
 
         async def migrate_database() -> None:
             self.migrate(self.settings(None))
 
-        if command not in ([], ["serve"], ["migrate"]):
+        commands = {"serve": serve, "worker": serve_as_worker, "migrate": migrate_database}
+        chosen = command[0] if command else "serve"
+        if len(command) > 1 or chosen not in commands:
             print(f"usage: python -m <service> [serve|migrate], got {' '.join(command)!r}", file=sys.stderr)
             sys.exit(2)
-        run_process(self.name, migrate_database if command == ["migrate"] else serve)
+        run_process(self.name, commands[chosen])
 
 
 class _Following:

@@ -196,6 +196,8 @@ class ServerSettings:
     """A call arriving with less time left than this is DEADLINE_EXCEEDED at once, before any work."""
     max_message_bytes: int = setting(4 * 1024 * 1024, reader=between(1024))
     """Largest request or response message accepted."""
+    workers: int = setting(1, reader=between(1, 64))
+    """Server processes sharing the port (SO_REUSEPORT); background work runs in the first only."""
     shutdown_drain_seconds: float = 2.0
     """After SIGTERM, how long health says NOT_SERVING while calls are still accepted, so that load
     balancers and Kubernetes stop routing here before the server stops accepting."""
@@ -219,6 +221,8 @@ class DatabaseSettings:
     """Connections kept open in the pool."""
     statement_timeout_seconds: float = setting(5.0, reader=at_least(0.1))
     """Longest a single statement may run before PostgreSQL cancels it."""
+    trace_statements: bool = False
+    """A span for every SQL statement (`<PREFIX>_DATABASE_TRACE_STATEMENTS`); by default one per transaction."""
 
     @classmethod
     def from_environment(cls, env: Environment, prefix: str) -> "DatabaseSettings":

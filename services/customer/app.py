@@ -44,4 +44,5 @@ CUSTOMER = ServiceDefinition(
     settings=CustomerSettings.from_environment,
     assemble=assemble,
     migrations=Path(__file__).parent / "migrations",
+    module="services.customer",
 )

@@ -41,4 +41,5 @@ LOYALTY = ServiceDefinition(
     settings=LoyaltySettings.from_environment,
     assemble=assemble,
     migrations=Path(__file__).parent / "migrations",
+    module="services.loyalty",
 )
