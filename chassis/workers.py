@@ -19,6 +19,8 @@ from chassis.settings import ServerSettings
 log = logging.getLogger("crm.server")
 
 _ORPHAN_CHECK_SECONDS = 1.0
+# Tells a worker which process started it: it may start only after that one already died.
+_FIRST_PROCESS_VARIABLE = "CRM_FIRST_PROCESS_PID"
 
 
 @asynccontextmanager
@@ -40,7 +42,7 @@ async def worker_processes(module: str, settings: ServerSettings) -> AsyncIterat
 @asynccontextmanager
 async def stopping_when_orphaned() -> AsyncIterator[None]:
     """In a worker: sends itself SIGTERM (a graceful stop) once the process that started it is gone."""
-    parent = os.getppid()
+    parent = int(os.environ.get(_FIRST_PROCESS_VARIABLE, "0") or os.getppid())
 
     async def watch() -> None:
         while os.getppid() == parent:  # noqa: ASYNC110 - no event tells that a parent died; polling does
@@ -56,7 +58,8 @@ async def stopping_when_orphaned() -> AsyncIterator[None]:
 
 
 def _start_worker(module: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", module, "worker"], env=os.environ)
+    environment = {**os.environ, _FIRST_PROCESS_VARIABLE: str(os.getpid())}
+    return subprocess.Popen([sys.executable, "-m", module, "worker"], env=environment)
 
 
 def _wait_or_kill(worker: subprocess.Popen[bytes], seconds: float) -> None:
