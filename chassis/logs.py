@@ -32,19 +32,50 @@ class _StreamContextDetachFilter(logging.Filter):
         )
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is shown.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record for a person at a terminal (`make run`): time, service, level,
+    message and the record's extra fields as key=value."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self._service = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and key not in ("trace_id", "span_id") and value not in ("", None)
+        )
+        clock = self.formatTime(record, "%H:%M:%S")
+        line = f"{clock} {self._service} {record.levelname:<7} {record.getMessage()}" + (
+            f"  {extras}" if extras else ""
+        )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def configure_logging(service_name: str) -> None:
-    """Routes all logging to one JSON handler; the level comes from `LOG_LEVEL` (default INFO)."""
+    """Routes all logging to one handler on stderr: JSON lines by default, or readable lines with
+    `LOG_FORMAT=console`; the level comes from `LOG_LEVEL` (default INFO)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceContextFilter())
     handler.addFilter(_StreamContextDetachFilter())
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}{trace_id}{span_id}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service_name},
+    if os.environ.get("LOG_FORMAT", "json").strip().lower() == "console":
+        handler.setFormatter(ConsoleFormatter(service_name))
+    else:
+        handler.setFormatter(
+            JsonFormatter(
+                "{asctime}{levelname}{name}{message}{trace_id}{span_id}",
+                style="{",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                static_fields={"service": service_name},
+            )
         )
-    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
