@@ -4,9 +4,12 @@ Sets up a temporary embedded PostgreSQL, starts the loyalty service and the gate
 processes on 127.0.0.1, opens accounts and funds them, then measures EarnPoints and RedeemPoints
 at several concurrencies: spread over many accounts, and all on one hot account. In the same run
 and on the same server, pgbench runs the equivalent bare SQL transaction (update a balance, insert
-an entry) with the same client counts. While each phase runs, the sessions waiting on a lock are
-sampled from `pg_stat_activity`. Every phase is bounded in requests and in time; nothing is
-asserted. Prints a table and writes it as JSON to `.data/bench/loyalty.json`.
+an entry) with the same client counts, and the echo baselines (`tools.bench.baselines`) run with the
+same client and concurrencies: each direct phase is shown beside the bare echo, each gateway phase
+beside the echo through a bare forwarding hop and beside the direct phase. While each phase runs, the
+sessions waiting on a lock are sampled from `pg_stat_activity`. The service processes' idle memory
+is read before the first call. Every phase is bounded in requests and in time; nothing is asserted.
+Prints a table and writes it as JSON to `.data/bench/loyalty.json`.
 """
 
 import argparse
@@ -20,7 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,20 @@ from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import LOYALTY_SERVICE as SERVICE_NAME
+from tools.bench.baselines import ECHO, ECHO_VIA_HOP, Baselines, EchoPhase, measure_baselines
+from tools.bench.baselines import report as baselines_report
+from tools.bench.calls import (
+    CALL_TIMEOUT_SECONDS,
+    CONCURRENCIES,
+    FULL_LIMITS,
+    QUICK_LIMITS,
+    PhaseLimits,
+    drive,
+    percentile,
+)
+from tools.bench.idle_memory import IdleMemory, idle_memory
+from tools.bench.idle_memory import report as idle_memory_report
+from tools.bench.sizes import chosen_sizes
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
 
 if TYPE_CHECKING:
@@ -45,7 +61,6 @@ if TYPE_CHECKING:
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESULTS = REPOSITORY / ".data" / "bench" / "loyalty.json"
-CALL_TIMEOUT_SECONDS = 30.0
 SETUP_SECONDS = 300.0
 SEED_POINTS = 10_000_000
 POSTING_POINTS = 10
@@ -101,49 +116,6 @@ class Phase:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-@dataclass(frozen=True)
-class Driven:
-    """What keeping calls in flight produced."""
-
-    seconds: float
-    latencies_ms: list[float]
-    errors: Counter[str]
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The value below which `share` of `values` lie (nearest rank)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
-
-
-async def drive(
-    make_call: Callable[[], Awaitable[object]], *, concurrency: int, max_requests: int, max_seconds: float
-) -> Driven:
-    """Keeps `concurrency` calls in flight until `max_requests` are sent or `max_seconds` pass."""
-    sent = 0
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    started = time.perf_counter()
-    deadline = started + max_seconds
-
-    async def worker() -> None:
-        nonlocal sent
-        while sent < max_requests and time.perf_counter() < deadline:
-            sent += 1
-            began = time.perf_counter()
-            try:
-                await make_call()
-            except grpc.aio.AioRpcError as error:
-                errors[error.code().name] += 1
-                continue
-            latencies.append((time.perf_counter() - began) * 1000)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Driven(time.perf_counter() - started, latencies, errors)
-
-
 @asynccontextmanager
 async def sampled_lock_waits(admin: asyncpg.Connection, database: str) -> AsyncIterator[list[int]]:
     """Counts the sessions on `database` waiting on a lock, every few milliseconds until the block ends."""
@@ -184,7 +156,7 @@ async def open_accounts(stub: "LoyaltyServiceAsyncStub", count: int) -> list[str
         )
         accounts.append(account.name)
 
-    driven = await drive(open_and_fund, concurrency=16, max_requests=count, max_seconds=SETUP_SECONDS)
+    driven = await drive(open_and_fund, concurrency=16, limits=PhaseLimits(count, SETUP_SECONDS))
     if len(accounts) < count:
         raise RuntimeError(f"opened and funded {len(accounts)} of {count} accounts; failures: {dict(driven.errors)}")
     return accounts
@@ -218,25 +190,24 @@ async def measure_service(
     target: str,
     accounts: list[str],
     concurrencies: list[int],
-    limits: tuple[int, float],
+    limits: PhaseLimits,
     admin: asyncpg.Connection,
     database: str,
 ) -> list[Phase]:
     """Earn and redeem phases against one target (the service itself or the gateway)."""
-    max_requests, max_seconds = limits
     phases: list[Phase] = []
     rng = random.Random(5)
     pickers = {"spread": lambda: rng.choice(accounts), "hot": lambda: accounts[0]}
     async with grpc.aio.insecure_channel(target) as channel:
+        # Connected first, as in the echo phases: no phase pays for the connection.
+        await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_SECONDS)
         stub = LoyaltyServiceStub(channel)
         for operation in ("earn", "redeem"):
             for shape, pick_account in pickers.items():
                 call = posting_call(stub, operation, pick_account)
                 for concurrency in concurrencies:
                     async with sampled_lock_waits(admin, database) as samples:
-                        driven = await drive(
-                            call, concurrency=concurrency, max_requests=max_requests, max_seconds=max_seconds
-                        )
+                        driven = await drive(call, concurrency=concurrency, limits=limits)
                     phase = Phase(
                         path,
                         operation,
@@ -244,12 +215,12 @@ async def measure_service(
                         concurrency,
                         len(driven.latencies_ms),
                         driven.seconds,
-                        percentile(driven.latencies_ms, 0.5),
-                        percentile(driven.latencies_ms, 0.99),
+                        driven.p50_ms,
+                        driven.p99_ms,
                         _mean(samples),
                         dict(driven.errors),
                     )
-                    print(_row(phase, None), flush=True)
+                    print(_row(phase, PhaseRatios()), flush=True)
                     phases.append(phase)
     return phases
 
@@ -300,7 +271,7 @@ async def measure_pgbench(
                     percentile(latencies, 0.99),
                     _mean(samples),
                 )
-                print(_row(phase, None), flush=True)
+                print(_row(phase, PhaseRatios()), flush=True)
                 phases.append(phase)
     return phases
 
@@ -316,59 +287,130 @@ def _pgbench_seconds(output: str) -> float | None:
     return processed / tps if processed and tps else None
 
 
+# The echo each path is held against: a service at best answers like the bare echo, a gateway like the bare hop.
+ECHO_OF_PATH = {"direct": ECHO, "gateway": ECHO_VIA_HOP}
+
+
+@dataclass(frozen=True)
+class PhaseRatios:
+    """A phase's throughput as a share of its references in the same run; None where there is none."""
+
+    of_pgbench: float | None = None
+    """Of pgbench's for the same call, accounts and clients."""
+    of_echo: float | None = None
+    """Of the echo's at the same calls in flight: the bare echo for direct, through the hop for gateway."""
+    of_direct: float | None = None
+    """Of the direct phase with the same call, accounts and calls in flight (gateway phases only)."""
+
+
+@dataclass(frozen=True)
+class LoyaltyRun:
+    """What one run measured."""
+
+    phases: list[Phase]
+    """Direct, gateway and pgbench phases."""
+    baselines: Baselines
+    idle_memory: list[IdleMemory]
+    """The loyalty service's and the gateway's, before the first call."""
+
+    def phase(self, path: str, operation: str, accounts: str, concurrency: int) -> Phase | None:
+        """The phase measured for that combination; None if it was not."""
+        wanted = (path, operation, accounts, concurrency)
+        return next((p for p in self.phases if (p.path, p.operation, p.accounts, p.concurrency) == wanted), None)
+
+    def echo_of(self, phase: Phase) -> EchoPhase | None:
+        """The echo phase `phase` is held against; None for pgbench."""
+        path = ECHO_OF_PATH.get(phase.path)
+        return self.baselines.at(path, phase.concurrency) if path else None
+
+    def ratios(self, phase: Phase) -> PhaseRatios:
+        """The phase's throughput as a share of pgbench's, the echo's and (gateway) the direct phase's."""
+        if phase.path == "pgbench":
+            return PhaseRatios()
+        same = (phase.operation, phase.accounts, phase.concurrency)
+        direct = self.phase("direct", *same) if phase.path == "gateway" else None
+        return PhaseRatios(
+            of_pgbench=_share(phase.per_second, self.phase("pgbench", *same)),
+            of_echo=_share(phase.per_second, self.echo_of(phase)),
+            of_direct=_share(phase.per_second, direct),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The phases with their throughput and ratios, the baselines and the idle memory."""
+        phases = [
+            {**asdict(phase), "per_second": phase.per_second, **asdict(self.ratios(phase))} for phase in self.phases
+        ]
+        return {
+            "phases": phases,
+            "baselines": self.baselines.as_json(),
+            "idle_memory": [asdict(m) for m in self.idle_memory],
+        }
+
+
+def _share(per_second: float, reference: Phase | EchoPhase | None) -> float | None:
+    return per_second / reference.per_second if reference is not None and reference.per_second else None
+
+
 _HEADER = (
     f"  {'path':8} {'call':6} {'accounts':8} {'in flight':>9} {'requests':>8} {'errors':>6} {'per s':>7} "
-    f"{'p50 ms':>7} {'p99 ms':>7} {'lock waits':>10} {'of pgbench':>10}"
+    f"{'p50 ms':>7} {'p99 ms':>7} {'lock waits':>10} {'of pgbench':>10} {'of echo':>7} {'of direct':>9}"
 )
 
 
-def _row(phase: Phase, baseline: Phase | None) -> str:
-    ratio = f"{phase.per_second / baseline.per_second:10.2f}" if baseline and baseline.per_second else f"{'-':>10}"
+def _row(phase: Phase, ratios: PhaseRatios) -> str:
     return (
         f"  {phase.path:8} {phase.operation:6} {phase.accounts:8} {phase.concurrency:9} {phase.requests:8,} "
         f"{sum(phase.errors.values()):6} {phase.per_second:7,.0f} {phase.p50_ms:7.2f} {phase.p99_ms:7.2f} "
-        f"{phase.lock_waits:10.2f} {ratio}"
+        f"{phase.lock_waits:10.2f} {_shown(ratios.of_pgbench, 10)} {_shown(ratios.of_echo, 7)} "
+        f"{_shown(ratios.of_direct, 9)}"
     )
 
 
-def _baselines(phases: list[Phase]) -> dict[tuple[str, str, int], Phase]:
-    return {(p.operation, p.accounts, p.concurrency): p for p in phases if p.path == "pgbench"}
+def _shown(ratio: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if ratio is None else f"{ratio:{width}.2f}"
 
 
-def _baseline(phase: Phase, baselines: dict[tuple[str, str, int], Phase]) -> Phase | None:
-    return None if phase.path == "pgbench" else baselines.get((phase.operation, phase.accounts, phase.concurrency))
-
-
-def report(phases: list[Phase]) -> str:
-    """The table, each service phase beside the pgbench phase of the same shape and client count."""
-    baselines = _baselines(phases)
+def report(run: LoyaltyRun) -> str:
+    """The table, each service phase beside pgbench, the echo and (gateway) the direct phase."""
     lines = [
+        baselines_report(run.baselines),
+        idle_memory_report(run.idle_memory),
         "loyalty ledger: throughput and latency per phase; lock waits = mean sessions waiting on a lock;",
-        "of pgbench = throughput / pgbench's for the same call, accounts and clients",
+        "of pgbench = throughput / pgbench's for the same call, accounts and clients;",
+        f"of echo = throughput / the echo's at the same calls in flight ({ECHO} for direct, {ECHO_VIA_HOP} for "
+        "gateway);",
+        "of direct = throughput / the direct phase's for the same call, accounts and calls in flight",
         _HEADER,
-        *(_row(phase, _baseline(phase, baselines)) for phase in phases),
+        *(_row(phase, run.ratios(phase)) for phase in run.phases),
     ]
-    failed = [p for p in phases if p.errors]
+    failed = [p for p in run.phases if p.errors]
     lines += [f"  errors in {p.path} {p.operation} {p.accounts} x{p.concurrency}: {p.errors}" for p in failed]
     return "\n".join(lines)
-
-
-def as_json(phases: list[Phase]) -> str:
-    """The phases with their throughput and ratio to pgbench, as JSON."""
-    baselines = _baselines(phases)
-    records = []
-    for phase in phases:
-        baseline = _baseline(phase, baselines)
-        ratio = phase.per_second / baseline.per_second if baseline and baseline.per_second else None
-        records.append({**asdict(phase), "per_second": phase.per_second, "of_pgbench": ratio})
-    return json.dumps(records, indent=2)
 
 
 def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://postgres:@/", "postgresql://postgres@/")
 
 
-async def run(accounts: int, concurrencies: list[int], max_requests: int, max_seconds: float) -> list[Phase]:
+@dataclass(frozen=True)
+class LoyaltySizes:
+    """How big a run is."""
+
+    accounts: int
+    """Funded accounts the spread phases pick from."""
+    concurrency: list[int]
+    """Calls in flight (pgbench: clients), one phase each."""
+    requests: int
+    """Most calls per phase."""
+    seconds: float
+    """Longest phase."""
+
+
+FULL = LoyaltySizes(1_000, list(CONCURRENCIES), FULL_LIMITS.max_requests, FULL_LIMITS.max_seconds)
+QUICK = LoyaltySizes(50, list(CONCURRENCIES), QUICK_LIMITS.max_requests, QUICK_LIMITS.max_seconds)
+
+
+async def run(sizes: LoyaltySizes) -> LoyaltyRun:
     """One full benchmark run."""
     workspace = Path(tempfile.mkdtemp(prefix="crm-loyalty-bench-"))
     cluster = open_cluster(workspace / "postgres", temporary=True)
@@ -404,23 +446,26 @@ async def run(accounts: int, concurrencies: list[int], max_requests: int, max_se
             processes.append(gateway)
             await wait_until_serving(gateway, SERVICE_NAME)
         loyalty_address, gateway_address = loyalty.address, gateway.address
+        started = {"loyalty service": loyalty.process.pid, "gateway": gateway.process.pid}
+        memory = await idle_memory("loyalty benchmark", started)
         admin = await asyncpg.connect(_asyncpg_url(cluster.admin_url), timeout=CALL_TIMEOUT_SECONDS)
         async with grpc.aio.insecure_channel(loyalty_address) as channel:
-            print(f"opening and funding {accounts:,} accounts", flush=True)
-            names = await open_accounts(LoyaltyServiceStub(channel), accounts)
-        limits = (max_requests, max_seconds)
+            print(f"opening and funding {sizes.accounts:,} accounts", flush=True)
+            names = await open_accounts(LoyaltyServiceStub(channel), sizes.accounts)
+        concurrencies, limits = sizes.concurrency, PhaseLimits(sizes.requests, sizes.seconds)
+        baselines = await measure_baselines(workspace, concurrencies, limits)
         phases = await measure_service("direct", loyalty_address, names, concurrencies, limits, admin, database)
         phases += await measure_service("gateway", gateway_address, names, concurrencies, limits, admin, database)
         print("pgbench, same server, same shapes", flush=True)
         pgbench_url = cluster.ensure_database(PGBENCH_DATABASE)
         scratch = await asyncpg.connect(_asyncpg_url(pgbench_url), timeout=CALL_TIMEOUT_SECONDS)
         try:
-            await scratch.execute(_PGBENCH_SCHEMA.format(accounts=accounts, seed=SEED_POINTS))
+            await scratch.execute(_PGBENCH_SCHEMA.format(accounts=sizes.accounts, seed=SEED_POINTS))
         finally:
             await scratch.close()
-        phases += await measure_pgbench(pgbench_url, accounts, concurrencies, max_seconds, workspace, admin)
+        phases += await measure_pgbench(pgbench_url, sizes.accounts, concurrencies, sizes.seconds, workspace, admin)
         finished = True
-        return phases
+        return LoyaltyRun(phases, baselines, memory)
     finally:
         if admin is not None:
             await admin.close()
@@ -431,24 +476,30 @@ async def run(accounts: int, concurrencies: list[int], max_requests: int, max_se
         if finished:
             shutil.rmtree(workspace, ignore_errors=True)
         else:
-            print(f"service and pgbench logs kept in {workspace}", file=sys.stderr)
+            print(f"service, echo and pgbench logs kept in {workspace}", file=sys.stderr)
+
+
+def bench(argv: list[str] | None = None) -> LoyaltyRun:
+    """Runs the benchmark, prints the table and writes the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, help=f"funded accounts (default {FULL.accounts:,})")
+    parser.add_argument("--concurrency", type=int, nargs="+", help=f"calls in flight (default {FULL.concurrency})")
+    parser.add_argument("--requests", type=int, help=f"most requests per phase (default {FULL.requests:,})")
+    parser.add_argument("--seconds", type=float, help=f"longest phase (default {FULL.seconds:g})")
+    sizes = chosen_sizes(parser, argv, full=FULL, quick=QUICK)
+    if sizes.accounts < 1 or min(sizes.concurrency) < 1 or sizes.requests < 1 or sizes.seconds <= 0:
+        parser.error("accounts, concurrency, requests and seconds must be positive")
+    measured = asyncio.run(run(sizes))
+    print(report(measured))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(measured.as_json(), indent=2))
+    print(f"written to {RESULTS.relative_to(REPOSITORY)}")
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the benchmark, prints the table and writes the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=1_000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--requests", type=int, default=3_000, help="most requests per phase")
-    parser.add_argument("--seconds", type=float, default=6.0, help="longest phase")
-    arguments = parser.parse_args(argv)
-    if arguments.accounts < 1 or min(arguments.concurrency) < 1 or arguments.requests < 1 or arguments.seconds <= 0:
-        parser.error("accounts, concurrency, requests and seconds must be positive")
-    phases = asyncio.run(run(arguments.accounts, arguments.concurrency, arguments.requests, arguments.seconds))
-    print(report(phases))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(as_json(phases))
-    print(f"written to {RESULTS.relative_to(REPOSITORY)}")
+    """Runs the benchmark."""
+    bench(argv)
     return 0
 
 

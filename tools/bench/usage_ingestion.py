@@ -3,20 +3,23 @@
 Sets up a temporary embedded PostgreSQL with 100,000 lines, starts the customer service as its own
 process on 127.0.0.1, streams at least a million generated usage records through `IngestUsage` in
 batches over a few concurrent streams, and then, in the same run and on the same server, loads the
-same rows into a plain table with COPY. Reports records per second for both and their ratio.
-Bounded in count and time; nothing is asserted.
+same rows into a plain table with COPY. Reports records per second for both and their ratio, and the
+service's idle memory before the first stream. Bounded in count and time; nothing is asserted.
+Prints the figures and writes them as JSON to `.data/bench/usage.json`.
 """
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -29,8 +32,13 @@ from crm.customer.v1 import usage_pb2, usage_pb2_grpc
 from services.customer.app import CUSTOMER
 from tests.processes import ANY_PORT, start_process, wait_until_serving
 from tests.support import USAGE_SERVICE as USAGE_SERVICE_NAME
+from tools.bench.idle_memory import IdleMemory, idle_memory
+from tools.bench.idle_memory import report as idle_memory_report
+from tools.bench.sizes import chosen_sizes
 from tools.postgres import open_cluster
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+RESULTS = REPOSITORY / ".data" / "bench" / "usage.json"
 STREAM_TIMEOUT_SECONDS = 600.0
 
 UsageRow = tuple[str, str, date, float, float, float, int, float, bool, str, usage_pb2.RadioTechnology]
@@ -72,20 +80,42 @@ class Figures:
     ingest_seconds: float
     accepted: int
     copy_seconds: float
+    idle_memory: list[IdleMemory]
+    """The customer service's, before the first stream."""
+
+    @property
+    def ingest_per_second(self) -> float:
+        """Records per second through IngestUsage, end to end."""
+        return self.records / self.ingest_seconds
+
+    @property
+    def copy_per_second(self) -> float:
+        """Rows per second PostgreSQL's COPY loads."""
+        return self.records / self.copy_seconds
+
+    @property
+    def of_copy(self) -> float:
+        """Ingestion's throughput as a share of COPY's."""
+        return self.ingest_per_second / self.copy_per_second
+
+    def as_json(self) -> dict[str, object]:
+        """The figures with their rates and ratio."""
+        rates = {"ingest_per_second": self.ingest_per_second, "copy_per_second": self.copy_per_second}
+        return {**asdict(self), **rates, "of_copy": self.of_copy}
 
     def report(self) -> str:
         """A readable report."""
-        ingest_rate = self.records / self.ingest_seconds
-        copy_rate = self.records / self.copy_seconds
+        ingest_rate, copy_rate = self.ingest_per_second, self.copy_per_second
         return "\n".join(
             [
+                idle_memory_report(self.idle_memory),
                 "usage ingestion",
                 f"  records            {self.records:,} over {self.lines:,} lines "
                 f"({self.streams} streams, {self.batch:,} records a batch)",
                 f"  accepted           {self.accepted:,}",
                 f"  gRPC end to end    {self.ingest_seconds:8.2f} s  {ingest_rate:12,.0f} records/s",
                 f"  PostgreSQL COPY    {self.copy_seconds:8.2f} s  {copy_rate:12,.0f} rows/s",
-                f"  ratio              {ingest_rate / copy_rate:8.2f} of COPY",
+                f"  ratio              {self.of_copy:8.2f} of COPY",
             ]
         )
 
@@ -190,11 +220,31 @@ def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://postgres:@/", "postgresql://postgres@/")
 
 
-async def run(lines: int, records: int, streams: int, batch: int) -> Figures:
+@dataclass(frozen=True)
+class UsageSizes:
+    """How big a run is."""
+
+    lines: int
+    """Lines (subscriptions) the records land on."""
+    records: int
+    """Usage records streamed, and then loaded with COPY."""
+    streams: int
+    """Concurrent IngestUsage streams."""
+    batch: int
+    """Records per IngestUsage message."""
+
+
+FULL = UsageSizes(lines=100_000, records=1_000_000, streams=4, batch=5_000)
+QUICK = UsageSizes(lines=1_000, records=20_000, streams=4, batch=1_000)
+
+
+async def run(sizes: UsageSizes) -> Figures:
     """One full benchmark run."""
+    lines, records, streams, batch = sizes.lines, sizes.records, sizes.streams, sizes.batch
     workspace = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     cluster = open_cluster(workspace / "postgres", temporary=True)
     service = None
+    finished = False
     try:
         url = cluster.ensure_database(f"bench_{uuid.uuid4().hex[:8]}")
         migrate(url, CUSTOMER.migrations)
@@ -216,27 +266,45 @@ async def run(lines: int, records: int, streams: int, batch: int) -> Figures:
         )
         await wait_until_serving(service, USAGE_SERVICE_NAME)
         address = service.address
+        memory = await idle_memory("usage benchmark", {"customer service": service.process.pid})
         print(f"streaming through gRPC ({streams} streams)", flush=True)
         seconds, accepted = await stream_all(address, batches, streams)
         print("loading the same rows with COPY", flush=True)
         copy_seconds = await copy_rows(url, rows)
-        return Figures(records, lines, streams, batch, seconds, accepted, copy_seconds)
+        finished = True
+        return Figures(records, lines, streams, batch, seconds, accepted, copy_seconds, memory)
     finally:
         if service is not None:
             await asyncio.to_thread(service.stop)
         cluster.stop()
+        # The service log explains a failed run; a finished one needs none of it.
+        if finished:
+            shutil.rmtree(workspace, ignore_errors=True)
+        else:
+            print(f"service log kept in {workspace}", file=sys.stderr)
+
+
+def bench(argv: list[str] | None = None) -> Figures:
+    """Runs the benchmark, prints the figures and writes the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, help=f"lines the records land on (default {FULL.lines:,})")
+    parser.add_argument("--records", type=int, help=f"records streamed (default {FULL.records:,})")
+    parser.add_argument("--streams", type=int, help=f"concurrent streams (default {FULL.streams})")
+    parser.add_argument("--batch", type=int, help=f"records a message (default {FULL.batch:,})")
+    sizes = chosen_sizes(parser, argv, full=FULL, quick=QUICK)
+    if min(sizes.lines, sizes.records, sizes.streams, sizes.batch) < 1:
+        parser.error("lines, records, streams and batch must be positive")
+    figures = asyncio.run(run(sizes))
+    print(figures.report())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures.as_json(), indent=2))
+    print(f"written to {RESULTS.relative_to(REPOSITORY)}")
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the benchmark and prints the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--streams", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=5_000)
-    arguments = parser.parse_args(argv)
-    figures = asyncio.run(run(arguments.lines, arguments.records, arguments.streams, arguments.batch))
-    print(figures.report())
+    """Runs the benchmark."""
+    bench(argv)
     return 0
 
 
