@@ -12,7 +12,7 @@ from typing import Any, cast
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from asyncpg.exceptions import InterfaceError, PostgresConnectionError
+from asyncpg.exceptions import InterfaceError, PostgresConnectionError, PostgresError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import text
@@ -104,6 +104,15 @@ class Database:
             # Raised by the driver before SQLAlchemy could wrap them: connect refused or timed out.
             self.reachability.lost()
             raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
+        except PostgresError as error:
+            # A connection refused with the server's own answer (starting up, shutting down, none
+            # free), which the driver raises before SQLAlchemy could wrap it.
+            if error.sqlstate not in _UNAVAILABLE_SQLSTATES:
+                raise
+            reason, message = _UNAVAILABLE_SQLSTATES[error.sqlstate]
+            if reason in UNREACHABLE_REASONS:
+                self.reachability.lost()
+            raise Unavailable(reason, message) from error
         except PoolTimeout as error:
             raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
         self.reachability.regained()
