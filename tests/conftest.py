@@ -48,8 +48,11 @@ def _settings(url: str, address: str = "127.0.0.1:0") -> CustomerSettings:
                 "CUSTOMER_DATABASE_URL": url,
                 "CUSTOMER_GRPC_ADDRESS": address,
                 "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
-                # Concurrency tests fire a couple of hundred calls at once: admit them all.
-                "CUSTOMER_MAX_CONCURRENT_RPCS": "256",
+                # Concurrency tests fire a couple of hundred calls at once: they wait their turn for a
+                # few slots (the pool has ten connections) instead of being refused.
+                "CUSTOMER_MAX_CONCURRENT_RPCS": "16",
+                "CUSTOMER_MAX_QUEUED_RPCS": "1000",
+                "CUSTOMER_MAX_QUEUE_WAIT_SECONDS": "60",
             }
         )
     )

@@ -75,8 +75,9 @@ async def test_a_loyalty_service_killed_while_following_events_credits_every_pay
             "CUSTOMER_DATABASE_URL": customer_url,
             "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
-            # Bursts of about 80 payments at once: admit them all.
-            "CUSTOMER_MAX_CONCURRENT_RPCS": "256",
+            # Bursts of about 80 payments at once: they wait their turn instead of being refused.
+            "CUSTOMER_MAX_QUEUED_RPCS": "1000",
+            "CUSTOMER_MAX_QUEUE_WAIT_SECONDS": "60",
         },
         logs,
     )

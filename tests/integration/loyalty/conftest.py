@@ -29,8 +29,11 @@ def _settings(url: str) -> LoyaltySettings:
                 "LOYALTY_DATABASE_URL": url,
                 "LOYALTY_GRPC_ADDRESS": "127.0.0.1:0",
                 "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
-                # Concurrency tests fire a couple of hundred calls at once: admit them all.
-                "LOYALTY_MAX_CONCURRENT_RPCS": "256",
+                # Concurrency tests fire a couple of hundred calls at once: they wait their turn for a
+                # few slots (the pool has ten connections) instead of being refused.
+                "LOYALTY_MAX_CONCURRENT_RPCS": "16",
+                "LOYALTY_MAX_QUEUED_RPCS": "1000",
+                "LOYALTY_MAX_QUEUE_WAIT_SECONDS": "60",
                 # Tests run the scheduled work themselves (RunScheduledWork), at the moment they choose.
                 "LOYALTY_SCHEDULE_INTERVAL_SECONDS": "86400",
             }
