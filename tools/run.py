@@ -1,21 +1,39 @@
 """Runs the whole system on this machine: `python -m tools.run` (what `make run` calls).
 
-Starts PostgreSQL (see tools.postgres), applies migrations, starts the customer service, the loyalty
-service and the gateway as child processes, waits until each reports SERVING on the standard gRPC
-health check, loads demo data into an empty system, and prints how to call the gateway. Ctrl-C or
-SIGTERM stops everything; if a child dies, the rest are stopped and the exit code is non-zero.
+Starts PostgreSQL (see tools.postgres), applies migrations, starts the services and the gateway
+(`CHILDREN`) as child processes, waits until each reports SERVING on the standard gRPC health check,
+loads demo data into an empty system, and prints how to call the gateway.
+
+Then it keeps them running. A child that exits is started again on the same address after a pause
+(0.5 s, doubling up to 10 s; 0.5 s again once it has served for 30 s), and the others keep running:
+the gateway and the services that follow its events reconnect by themselves. A child that exits more
+than 5 times in a row within a minute, or does not come up at the first start, stops everything with
+exit code 1. Ctrl-C or SIGTERM stops everything, the gateway first, with exit code 0.
+
+The embedded PostgreSQL is stopped by its data folder, so also after it was restarted underneath the
+launcher; a server given by CRM_POSTGRES_URL is left running.
+
+Each child's log (JSON lines) goes to <CRM_DATA_DIR>/logs/<child>.log, migrations included; the
+terminal shows the launcher's own lines and the children's warnings and errors, so that the banner
+stays readable.
 
 Environment, all optional:
+  CRM_DATA_DIR             where this machine's state goes: the embedded server's data in postgres/,
+                           the children's logs in logs/ (default .data in the repository)
   CUSTOMER_DATABASE_URL    the customer database; when unset, `crm_customer` is created on the
-                           server of CRM_POSTGRES_URL, or on an embedded server under .data/postgres
+                           server of CRM_POSTGRES_URL, or on the embedded server
   LOYALTY_DATABASE_URL     the loyalty database; when unset, `crm_loyalty` is created the same way
   CRM_POSTGRES_URL         admin URL of an existing PostgreSQL server to use instead of the embedded one
   CUSTOMER_GRPC_ADDRESS    where the customer service listens (default 127.0.0.1:50051)
   LOYALTY_GRPC_ADDRESS     where the loyalty service listens (default 127.0.0.1:50052)
   GATEWAY_GRPC_ADDRESS     where the gateway listens (default 127.0.0.1:50050)
-  GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default CUSTOMER_GRPC_ADDRESS)
-  GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default LOYALTY_GRPC_ADDRESS)
-  LOYALTY_CUSTOMER_FEED_TARGET  whose events open loyalty accounts and earn points (default CUSTOMER_GRPC_ADDRESS)
+                           Port 0 in a listen address lets the child pick a free port: the launcher
+                           reads it from the child's "listening" log line, hands it to the children
+                           that call it, and restarts the child on it.
+  GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default: where it listens)
+  GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default: where it listens)
+  LOYALTY_CUSTOMER_FEED_TARGET  whose events open loyalty accounts and earn points (default: where the
+                           customer service listens)
   CRM_DEMO_CUSTOMERS       demo customers to load into an empty system (default 400; 0 loads none)
 """
 
@@ -25,9 +43,11 @@ import os
 import shlex
 import signal
 import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -36,60 +56,118 @@ from tools import demo_behaviour, demo_data, demo_loyalty
 from tools.postgres import PostgresError, provision_databases
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-DATABASES = {"CUSTOMER_DATABASE_URL": "crm_customer", "LOYALTY_DATABASE_URL": "crm_loyalty"}
-DEFAULT_ADDRESSES = {
-    "CUSTOMER_GRPC_ADDRESS": "127.0.0.1:50051",
-    "LOYALTY_GRPC_ADDRESS": "127.0.0.1:50052",
-    "GATEWAY_GRPC_ADDRESS": "127.0.0.1:50050",
-}
-# Services whose databases are migrated before anything starts: (what, module).
-MIGRATED_SERVICES = (("customer", "services.customer"), ("loyalty", "services.loyalty"))
-# Where the gateway finds each backend when the caller did not say: target variable -> listen variable.
-GATEWAY_TARGETS = {"GATEWAY_CUSTOMER_TARGET": "CUSTOMER_GRPC_ADDRESS", "GATEWAY_LOYALTY_TARGET": "LOYALTY_GRPC_ADDRESS"}
-# Services that follow another's event feed: feed variable -> the producer's listen variable.
-FEED_TARGETS = {"LOYALTY_CUSTOMER_FEED_TARGET": "CUSTOMER_GRPC_ADDRESS"}
+DATA_DIR_VARIABLE = "CRM_DATA_DIR"
+DEFAULT_DATA_DIR = REPOSITORY / ".data"
 MIGRATION_TIMEOUT_SECONDS = 120.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
 # Longer than the servers' own shutdown grace (10 s), so that in-flight calls can finish.
 STOP_TIMEOUT_SECONDS = 15.0
+# What a child writes after it exited is still shown, but a descendant holding its output open is not waited for.
+OUTPUT_DRAIN_SECONDS = 2.0
+FIRST_RESTART_DELAY_SECONDS = 0.5
+MAX_RESTART_DELAY_SECONDS = 10.0
+# A child that served this long before it exited is restarted after the first delay again.
+SERVED_LONG_ENOUGH_SECONDS = 30.0
+# More exits than this in a row within the window is a child that cannot run: the launcher gives up.
+MAX_EXITS_IN_WINDOW = 5
+EXIT_WINDOW_SECONDS = 60.0
+# Child log records shown on the terminal besides being written to the child's log file.
+SHOWN_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+# A retry loop repeats its warning many times a second while a dependency is down: shown once per period.
+REPEAT_SHOWN_EVERY_SECONDS = 10.0
+MAX_REMEMBERED_MESSAGES = 1000
+# JSON log lines are read whole; a longer line is shown in pieces.
+MAX_LOG_LINE_BYTES = 1 << 20
 
 
 class LaunchError(Exception):
-    """Something did not start; the message says what and why."""
+    """Something did not start, or a child keeps crashing; the message says what and why."""
 
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """A server to run as a child process."""
+    """A server the launcher runs and keeps running."""
 
     name: str
+    """How the launcher's messages call it, e.g. "loyalty service"."""
     module: str
-    address_variable: str
+    """Runs as `python -m <module>`; `python -m <module> migrate` applies its migrations."""
+    prefix: str
+    """Prefix of its settings: it listens on `<prefix>_GRPC_ADDRESS`, its database is `<prefix>_DATABASE_URL`."""
+    default_port: int
+    """Its port on 127.0.0.1 unless `<prefix>_GRPC_ADDRESS` is set."""
+    database: str = ""
+    """The database created for it when `<prefix>_DATABASE_URL` is unset; "" for a child without one."""
+    dials: Mapping[str, str] = field(default_factory=dict)
+    """Where it finds children listed before it: target variable -> that child's prefix. Unless set in the
+    environment, the variable gets the address that child listens on."""
+
+    @property
+    def address_variable(self) -> str:
+        """Where it listens, `host:port`."""
+        return f"{self.prefix}_GRPC_ADDRESS"
+
+    @property
+    def database_variable(self) -> str:
+        """The URL of its database."""
+        return f"{self.prefix}_DATABASE_URL"
+
+    @property
+    def log_name(self) -> str:
+        """Its log file's name in the log folder."""
+        return self.name.replace(" ", "-") + ".log"
 
 
+# Started in this order and stopped in the reverse one; a child dials only those before it.
 CHILDREN = (
-    ChildSpec("customer service", "services.customer", "CUSTOMER_GRPC_ADDRESS"),
-    ChildSpec("loyalty service", "services.loyalty", "LOYALTY_GRPC_ADDRESS"),
-    ChildSpec("gateway", "gateway", "GATEWAY_GRPC_ADDRESS"),
+    ChildSpec("customer service", "services.customer", "CUSTOMER", 50051, database="crm_customer"),
+    ChildSpec(
+        "loyalty service",
+        "services.loyalty",
+        "LOYALTY",
+        50052,
+        database="crm_loyalty",
+        dials={"LOYALTY_CUSTOMER_FEED_TARGET": "CUSTOMER"},
+    ),
+    ChildSpec(
+        "gateway",
+        "gateway",
+        "GATEWAY",
+        50050,
+        dials={"GATEWAY_CUSTOMER_TARGET": "CUSTOMER", "GATEWAY_LOYALTY_TARGET": "LOYALTY"},
+    ),
 )
+DATABASES = {spec.database_variable: spec.database for spec in CHILDREN if spec.database}
+DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:50050"
 
 
 @dataclass
 class Child:
-    """A started server."""
+    """A supervised server: its spec, the process running it now, and where it is reached."""
 
     spec: ChildSpec
-    process: asyncio.subprocess.Process
-    address: str
-    """Where to reach it, `host:port`."""
+    log: BinaryIO
+    """Its log file, open for the launcher's whole run."""
+    process: asyncio.subprocess.Process | None = None
+    output: asyncio.Task[None] | None = None
+    """Copies the current process' output to the log (and the terminal); done once the process closed it."""
+    address: str = ""
+    """Where to reach it, `host:port`; empty until it first listened."""
+    serving_since: float | None = None
+    """Event-loop time at which the current process reported SERVING; None before."""
+    shown: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """Per message shown on the terminal: when it was last shown, and how often it came since."""
 
 
 def main() -> int:
-    """Runs everything until Ctrl-C, SIGTERM or a child's death; returns the exit code."""
+    """Runs everything until Ctrl-C or SIGTERM, or a child that keeps crashing; returns the exit code."""
+    # Until the event loop takes the signals over, SIGTERM stops like Ctrl-C: PostgreSQL is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         demo_customers = _demo_customer_count(os.environ)
-        databases = provision_databases(DATABASES)
+        data_dir = _data_dir(os.environ)
+        databases = provision_databases(DATABASES, data_dir=data_dir / "postgres")
     except (LaunchError, PostgresError, ValueError) as error:
         _say(str(error))
         return 1
@@ -97,30 +175,33 @@ def main() -> int:
         return 130
     try:
         environment = child_environment(os.environ, databases.urls)
-        return asyncio.run(_run(environment, demo_customers))
+        return asyncio.run(_run(Supervisor(environment, os.environ, data_dir / "logs"), demo_customers))
     except LaunchError as error:
         _say(str(error))
         return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
-        databases.stop()
+        # Another Ctrl-C must not leave the server running half way through its stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            databases.stop()
+        except PostgresError as error:
+            _say(f"WARNING: PostgreSQL may still be running: {error}")
 
 
 def child_environment(environ: Mapping[str, str], database_urls: Mapping[str, str]) -> dict[str, str]:
-    """What the children see: the caller's environment, the database URLs, and every address the
-    launcher relies on made explicit so that all processes agree on it."""
+    """What the children see: the caller's environment, the database URLs, and every listen address
+    made explicit so that all processes agree on it (dialled targets are added as children listen)."""
     environment = {**environ, **database_urls}
-    for variable, default in DEFAULT_ADDRESSES.items():
-        environment[variable] = environment.get(variable, "").strip() or default
-        if environment[variable].rpartition(":")[2] == "0":
-            raise LaunchError(f"{variable}={environment[variable]}: the launcher needs a fixed port, not 0")
-    for prefix in ("CUSTOMER", "LOYALTY", "GATEWAY"):
+    for spec in CHILDREN:
+        default = f"127.0.0.1:{spec.default_port}"
+        environment[spec.address_variable] = environment.get(spec.address_variable, "").strip() or default
         # No load balancer routes to a local run, so there is nothing to drain before stopping.
-        environment.setdefault(f"{prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
+        environment.setdefault(f"{spec.prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
     # Rank for VIP often, so that the demo shows the value-vip segment within seconds.
     environment.setdefault("CUSTOMER_VIP_RANK_INTERVAL_SECONDS", "10")
-    for target, listen in {**GATEWAY_TARGETS, **FEED_TARGETS}.items():
-        if not environment.get(target, "").strip():
-            environment[target] = dial_address(environment[listen])
     return environment
 
 
@@ -132,7 +213,138 @@ def dial_address(listen_address: str) -> str:
     return f"{host}:{port}"
 
 
-async def _run(environment: Mapping[str, str], demo_customers: int) -> int:
+class Supervisor:
+    """Starts the children in order, starts again any that exits, and stops them all."""
+
+    def __init__(self, environment: dict[str, str], environ: Mapping[str, str], log_dir: Path) -> None:
+        self.environment = environment
+        """What the next child process is started with; listen addresses are pinned once bound."""
+        self.log_dir = log_dir
+        self._given_targets = {target for spec in CHILDREN for target in spec.dials if environ.get(target, "").strip()}
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.children = [Child(spec, (log_dir / spec.log_name).open("wb")) for spec in CHILDREN]
+
+    def address(self, prefix: str) -> str:
+        """Where the child with settings prefix `prefix` is reached."""
+        return next(child.address for child in self.children if child.spec.prefix == prefix)
+
+    async def migrate(self) -> None:
+        """Applies the migrations of every child that has a database, all at once (each has its own)."""
+        try:
+            async with asyncio.TaskGroup() as migrations:
+                for child in self.children:
+                    if child.spec.database:
+                        migrations.create_task(self._migrate(child))
+        except* LaunchError as failures:
+            raise failures.exceptions[0] from None
+
+    async def start(self, child: Child) -> None:
+        """Starts the child for the first time; LaunchError if it exits or does not serve in time."""
+        _say(f"starting {child.spec.name}")
+        await self._launch(child)
+        _say(f"{child.spec.name} is serving on {child.address}")
+
+    async def keep_running(self, child: Child) -> None:
+        """Starts the child again whenever it exits, until cancelled; LaunchError once it keeps exiting."""
+        loop = asyncio.get_running_loop()
+        exits_in_row = 0
+        recent_exits: deque[float] = deque()
+        while True:
+            assert child.process is not None, "keep_running follows start"
+            code = await child.process.wait()
+            await _drain_output(child)
+            now = loop.time()
+            if child.serving_since is not None and now - child.serving_since >= SERVED_LONG_ENOUGH_SECONDS:
+                exits_in_row = 0
+                recent_exits.clear()
+            exits_in_row += 1
+            recent_exits.append(now)
+            while now - recent_exits[0] > EXIT_WINDOW_SECONDS:
+                recent_exits.popleft()
+            ended = f"{child.spec.name} {_how_it_ended(code)}"
+            if child.serving_since is None:
+                ended += " while starting"
+            if len(recent_exits) > MAX_EXITS_IN_WINDOW:
+                raise LaunchError(
+                    f"{ended}: its exit {len(recent_exits)} in a row within {EXIT_WINDOW_SECONDS:.0f} s; "
+                    f"giving up and stopping everything (its log: {_shown_path(self.log_dir / child.spec.log_name)})"
+                )
+            delay = min(FIRST_RESTART_DELAY_SECONDS * 2 ** min(exits_in_row - 1, 8), MAX_RESTART_DELAY_SECONDS)
+            _say(f"{ended}; restarting it in {delay:g} s")
+            await asyncio.sleep(delay)
+            try:
+                await self._launch(child)
+            except LaunchError as error:
+                # One that exited is reported by the next round; one that hangs is said here, then killed.
+                if child.process.returncode is None:
+                    _say(str(error))
+                    await _kill(child.process)
+                continue
+            _say(f"{child.spec.name} is serving again on {child.address}")
+
+    async def stop(self) -> None:
+        """SIGTERM to each running child, the last started first, waiting (bounded) for each; then
+        closes the logs."""
+        for child in reversed(self.children):
+            process = child.process
+            if process is None or process.returncode is not None:
+                continue
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                _say(f"{child.spec.name} ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f} s; killing it")
+                await _kill(process)
+            _say(f"{child.spec.name} stopped (exit code {process.returncode})")
+        for child in self.children:
+            await _drain_output(child)
+            if child.output is not None:
+                child.output.cancel()
+            child.log.close()
+
+    async def _migrate(self, child: Child) -> None:
+        _say(f"applying {child.spec.name} database migrations")
+        process = await _spawn([child.spec.module, "migrate"], self.environment)
+        output = asyncio.create_task(_copy_output(child, process, None))
+        try:
+            code = await asyncio.wait_for(process.wait(), MIGRATION_TIMEOUT_SECONDS)
+        except TimeoutError:
+            waited = f"{MIGRATION_TIMEOUT_SECONDS:.0f} s"
+            raise LaunchError(f"{child.spec.name} migrations did not finish within {waited}") from None
+        finally:
+            # On Ctrl-C too: in a session of its own, the migration would otherwise run on unattended.
+            await _kill(process)
+            await asyncio.wait({output}, timeout=OUTPUT_DRAIN_SECONDS)
+        if code != 0:
+            log = _shown_path(self.log_dir / child.spec.log_name)
+            raise LaunchError(f"{child.spec.name} migrations failed with exit code {code} (its log: {log})")
+
+    async def _launch(self, child: Child) -> None:
+        """Starts a process for the child and returns once it serves, its listen address pinned to the
+        port it bound so that a restart comes back there; LaunchError if it exits or takes too long."""
+        spec = child.spec
+        missing = [target for target in spec.dials if not self.environment.get(target, "").strip()]
+        if missing:
+            raise LaunchError(f"{spec.name} needs {', '.join(missing)}: list the children it calls before it")
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + STARTUP_TIMEOUT_SECONDS
+        listening: asyncio.Future[int] = loop.create_future()
+        child.serving_since = None
+        child.process = process = await _spawn([spec.module], self.environment)
+        child.output = asyncio.create_task(_copy_output(child, process, listening))
+        port = await _bound_port(child, process, listening, give_up_at)
+        host = self.environment[spec.address_variable].rpartition(":")[0]
+        self.environment[spec.address_variable] = f"{host}:{port}"
+        child.address = dial_address(f"{host}:{port}")
+        for other in CHILDREN:
+            for target, prefix in other.dials.items():
+                if prefix == spec.prefix and target not in self._given_targets:
+                    self.environment[target] = child.address
+        await _wait_until_serving(child, process, give_up_at)
+        child.serving_since = loop.time()
+
+
+async def _run(supervisor: Supervisor, demo_customers: int) -> int:
     session = asyncio.current_task()
     assert session is not None
     stop_requested = False
@@ -149,20 +361,10 @@ async def _run(environment: Mapping[str, str], demo_customers: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, request_stop)
 
-    children: list[Child] = []
     try:
-        await _migrate(environment)
-        for spec in CHILDREN:
-            child = await _start(spec, environment)
-            children.append(child)
-            await _wait_until_serving(child)
-            _say(f"{spec.name} is serving on {child.address}")
-        gateway = children[-1].address
-        samples = await _ensure_demo_data(gateway, children[0].address, demo_customers)
-        _print_welcome(gateway, samples)
-        dead = await _first_to_exit(children)
-        _say(f"{dead.spec.name} exited unexpectedly with code {dead.process.returncode}; stopping the rest")
-        return 1
+        await supervisor.migrate()
+        await _serve(supervisor, demo_customers)
+        return 1  # not reached: serving ends by a signal or a child that keeps crashing
     except asyncio.CancelledError:
         if not stop_requested:
             raise
@@ -173,54 +375,131 @@ async def _run(environment: Mapping[str, str], demo_customers: int) -> int:
         return 1
     finally:
         stopping = True
-        await _stop(children)
+        await supervisor.stop()
 
 
-async def _migrate(environment: Mapping[str, str]) -> None:
-    for service, module in MIGRATED_SERVICES:
-        await _migrate_service(service, module, environment)
-
-
-async def _migrate_service(service: str, module: str, environment: Mapping[str, str]) -> None:
-    _say(f"applying {service} database migrations")
-    process = await _spawn([module, "migrate"], environment)
+async def _serve(supervisor: Supervisor, demo_customers: int) -> None:
+    """Starts the children, keeps each running, loads the demo data and prints the banner; runs until
+    cancelled, or raises LaunchError when a child does not start or keeps crashing."""
     try:
-        code = await asyncio.wait_for(process.wait(), MIGRATION_TIMEOUT_SECONDS)
-    except TimeoutError:
-        raise LaunchError(f"{service} migrations did not finish within {MIGRATION_TIMEOUT_SECONDS:.0f} s") from None
-    finally:
-        # On Ctrl-C too: in a session of its own, the migration would otherwise run on unattended.
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if code != 0:
-        raise LaunchError(f"{service} migrations failed with exit code {code}")
-
-
-async def _start(spec: ChildSpec, environment: Mapping[str, str]) -> Child:
-    _say(f"starting {spec.name}")
-    process = await _spawn([spec.module], environment)
-    return Child(spec=spec, process=process, address=dial_address(environment[spec.address_variable]))
+        async with asyncio.TaskGroup() as supervision:
+            for child in supervisor.children:
+                await supervisor.start(child)
+                supervision.create_task(supervisor.keep_running(child), name=f"keep {child.spec.name} running")
+            gateway = supervisor.address("GATEWAY")
+            samples = await _ensure_demo_data(gateway, supervisor.address("CUSTOMER"), demo_customers)
+            _print_welcome(gateway, samples, supervisor.log_dir)
+    except* LaunchError as failures:
+        raise failures.exceptions[0] from None
 
 
 async def _spawn(arguments: Sequence[str], environment: Mapping[str, str]) -> asyncio.subprocess.Process:
     # A session of its own keeps the terminal's Ctrl-C away from the child: the launcher stops the
     # children itself, gateway first, so that no call is cut off half way.
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *arguments, env=dict(environment), cwd=REPOSITORY, start_new_session=True
+        sys.executable,
+        "-m",
+        *arguments,
+        env=dict(environment),
+        cwd=REPOSITORY,
+        start_new_session=True,
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        limit=MAX_LOG_LINE_BYTES,
     )
 
 
-async def _wait_until_serving(child: Child) -> None:
+async def _copy_output(
+    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[int] | None
+) -> None:
+    """Writes the process' log lines to the child's log file and shows its warnings, errors and
+    plain-text lines (a traceback, a configuration error) on the terminal; resolves `listening` with
+    the port of its "listening" line."""
+    assert process.stderr is not None, "spawned with a pipe"
+    while True:
+        try:
+            line = await process.stderr.readline()
+        except ValueError:
+            line = await process.stderr.read(MAX_LOG_LINE_BYTES)
+        if not line:
+            return
+        child.log.write(line)
+        child.log.flush()
+        record = _json_record(line)
+        if record is None:
+            _show(child, line.decode(errors="replace").rstrip())
+            continue
+        port = record.get("port")
+        if record.get("message") == "listening" and isinstance(port, int) and listening and not listening.done():
+            listening.set_result(port)
+        if record.get("level") in SHOWN_LEVELS:
+            _show_record(child, record, asyncio.get_running_loop().time())
+
+
+def _json_record(line: bytes) -> dict[str, object] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _show_record(child: Child, record: Mapping[str, object], now: float) -> None:
+    """Shows a log record in one line (level, logger, message, the exception's last line), unless the
+    same message was shown within the period; then it is counted and the count shown with it next."""
+    message = f"{record.get('level')} {record.get('logger')}: {record.get('message')}"
+    last_shown, repeats = child.shown.get(message, (-REPEAT_SHOWN_EVERY_SECONDS, 0))
+    if now - last_shown < REPEAT_SHOWN_EVERY_SECONDS:
+        child.shown[message] = (last_shown, repeats + 1)
+        return
+    if len(child.shown) >= MAX_REMEMBERED_MESSAGES:
+        child.shown.clear()
+    child.shown[message] = (now, 0)
+    exception = record.get("exc_info")
+    if isinstance(exception, str) and exception.strip():
+        message += f" ({exception.strip().splitlines()[-1]})"
+    if repeats:
+        message += f" [{repeats} more like it since it was last shown]"
+    _show(child, message)
+
+
+async def _drain_output(child: Child) -> None:
+    if child.output is not None:
+        await asyncio.wait({child.output}, timeout=OUTPUT_DRAIN_SECONDS)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+async def _bound_port(
+    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[int], give_up_at: float
+) -> int:
+    """The port from the child's "listening" log line; LaunchError if it exits or takes too long."""
+    exited = asyncio.create_task(process.wait())
+    try:
+        timeout = max(give_up_at - asyncio.get_running_loop().time(), 0.0)
+        await asyncio.wait({listening, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+    if listening.done():
+        return listening.result()
+    if process.returncode is not None:
+        raise LaunchError(f"{child.spec.name} {_how_it_ended(process.returncode)} while starting")
+    raise LaunchError(f"{child.spec.name} did not listen within {STARTUP_TIMEOUT_SECONDS:.0f} s")
+
+
+async def _wait_until_serving(child: Child, process: asyncio.subprocess.Process, give_up_at: float) -> None:
     """Returns once the child's health check answers SERVING; LaunchError if it dies or takes too long."""
     loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + STARTUP_TIMEOUT_SECONDS
     request = health_pb2.HealthCheckRequest(service="")
     async with grpc.aio.insecure_channel(child.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
-            if child.process.returncode is not None:
-                raise LaunchError(f"{child.spec.name} exited with code {child.process.returncode} while starting")
+            if process.returncode is not None:
+                raise LaunchError(f"{child.spec.name} {_how_it_ended(process.returncode)} while starting")
             try:
                 answer = await health.Check(request, timeout=HEALTH_CHECK_TIMEOUT_SECONDS)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
@@ -231,6 +510,15 @@ async def _wait_until_serving(child: Child) -> None:
                 waited = f"{STARTUP_TIMEOUT_SECONDS:.0f} s"
                 raise LaunchError(f"{child.spec.name} did not report SERVING on {child.address} within {waited}")
             await asyncio.sleep(0.25)
+
+
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
 
 
 async def _ensure_demo_data(gateway: str, customer_service: str, count: int) -> demo_data.DemoSamples | None:
@@ -268,32 +556,12 @@ def _demo_customer_count(environment: Mapping[str, str]) -> int:
     return int(raw)
 
 
-async def _first_to_exit(children: Sequence[Child]) -> Child:
-    waits = {asyncio.create_task(child.process.wait()): child for child in children}
-    try:
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-    return waits[done.pop()]
+def _data_dir(environment: Mapping[str, str]) -> Path:
+    raw = environment.get(DATA_DIR_VARIABLE, "").strip()
+    return Path(raw).expanduser().resolve() if raw else DEFAULT_DATA_DIR
 
 
-async def _stop(children: Sequence[Child]) -> None:
-    """SIGTERM to each running child, the last started first, waiting (bounded) for each."""
-    for child in reversed(children):
-        if child.process.returncode is not None:
-            continue
-        child.process.terminate()
-        try:
-            await asyncio.wait_for(child.process.wait(), STOP_TIMEOUT_SECONDS)
-        except TimeoutError:
-            _say(f"{child.spec.name} ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f} s; killing it")
-            child.process.kill()
-            await child.process.wait()
-        _say(f"{child.spec.name} stopped (exit code {child.process.returncode})")
-
-
-def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None) -> None:
+def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None, log_dir: Path) -> None:
     crmctl = _crmctl_command(gateway)
     search = "crm.customer.v1.CustomerService/SearchCustomers"
     examples = [("every service and method", f"{crmctl} list")]
@@ -336,6 +604,7 @@ def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None) -> None:
         f"The CRM is running. Gateway (gRPC, plaintext, with reflection): {gateway}",
         "Try:",
         *(f"  # {description}\n  {command}" for description, command in examples),
+        f"Logs: {_shown_path(log_dir)}/ (warnings and errors also show here). A service that exits is restarted.",
         "Ctrl-C stops everything.",
         "",
     ]
@@ -345,12 +614,20 @@ def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None) -> None:
 def _crmctl_command(gateway: str) -> str:
     python = Path(sys.executable)
     shown = python.relative_to(REPOSITORY) if python.is_relative_to(REPOSITORY) else python
-    target = "" if gateway == DEFAULT_ADDRESSES["GATEWAY_GRPC_ADDRESS"] else f" --target {gateway}"
+    target = "" if gateway == DEFAULT_GATEWAY_ADDRESS else f" --target {gateway}"
     return f"{shlex.quote(str(shown))} -m tools.crmctl{target}"
 
 
 def _call(crmctl: str, method: str, request: Mapping[str, object]) -> str:
     return f"{crmctl} call {method} {shlex.quote(json.dumps(request, ensure_ascii=False))}"
+
+
+def _shown_path(path: Path) -> Path:
+    return path.relative_to(REPOSITORY) if path.is_relative_to(REPOSITORY) else path
+
+
+def _show(child: Child, line: str) -> None:
+    print(f"[{child.spec.name}] {line}", file=sys.stderr, flush=True)
 
 
 def _say(message: str) -> None:
