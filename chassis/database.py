@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -117,6 +118,48 @@ class Database:
             raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
         self.reachability.regained()
 
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection's asyncpg driver outside any transaction, for a use case written as one
+        statement (a server-side function): the statement is its own transaction, so it costs one round
+        trip instead of BEGIN, the statement and COMMIT, and the driver keeps it prepared.
+
+        Errors map as in `transaction`; a connection found broken is dropped from the pool.
+        """
+        try:
+            with _tracer.start_as_current_span("db.statement", kind=SpanKind.CLIENT, attributes=self._span):
+                async with self.engine.connect() as connection:
+                    pooled = await connection.get_raw_connection()
+                    try:
+                        # The asyncpg dialect's pooled connection wraps the driver's own.
+                        yield cast(asyncpg.Connection, pooled.driver_connection)
+                    except BaseException as error:
+                        if not _leaves_connection_usable(error):
+                            # Lost, shut down or interrupted mid-statement: the pool must not hand it out again.
+                            await connection.invalidate()
+                        raise
+        except DBAPIError as error:
+            # Raised while the pool connected (the statement itself went to the driver).
+            translated = _translate(error)
+            if isinstance(translated, Unavailable) and translated.reason in UNREACHABLE_REASONS:
+                self.reachability.lost()
+            raise translated from error
+        except PostgresError as error:
+            connection_lost = isinstance(error, PostgresConnectionError)
+            constraint = getattr(error, "constraint_name", None)
+            found = _translate_sqlstate(error.sqlstate, constraint, connection_lost=connection_lost)
+            if found is None:
+                raise
+            if isinstance(found, Unavailable) and found.reason in UNREACHABLE_REASONS:
+                self.reachability.lost()
+            raise found from error
+        except (TimeoutError, OSError, InterfaceError) as error:
+            self.reachability.lost()
+            raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
+        except PoolTimeout as error:
+            raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
+        self.reachability.regained()
+
     async def is_reachable(self, timeout_seconds: float = 2.0) -> bool:
         """Whether a trivial query answers within the timeout (readiness)."""
         try:
@@ -162,24 +205,36 @@ class Reachability:
 def _translate(error: DBAPIError) -> Exception:
     driver_error = getattr(error.orig, "__cause__", None)
     sqlstate = getattr(error.orig, "sqlstate", None) or getattr(driver_error, "sqlstate", None)
+    connection_lost = _is_closed_connection(driver_error) or error.connection_invalidated
+    constraint = getattr(error.orig, "constraint_name", None) or getattr(driver_error, "constraint_name", "")
+    return _translate_sqlstate(sqlstate, constraint, connection_lost=connection_lost) or error
+
+
+def _translate_sqlstate(sqlstate: str | None, constraint: str | None, *, connection_lost: bool) -> Exception | None:
+    """The service error of a database error by its SQLSTATE; None when it is no condition of its own."""
     if sqlstate == _QUERY_CANCELED:
         return DeadlineExceeded("STATEMENT_TIMEOUT", "a database statement ran out of time; retry the request")
     if sqlstate in _UNAVAILABLE_SQLSTATES:
         reason, message = _UNAVAILABLE_SQLSTATES[sqlstate]
         return Unavailable(reason, message)
-    if (sqlstate or "").startswith("08") or _is_closed_connection(driver_error) or error.connection_invalidated:
+    if (sqlstate or "").startswith("08") or connection_lost:
         return Unavailable("DATABASE_CONNECTION_LOST", "the database connection was lost")
     if sqlstate in _RETRYABLE_SQLSTATES:
         return Aborted(_RETRYABLE_SQLSTATES[sqlstate], "a concurrent change conflicted; retry the request")
     if sqlstate == _UNIQUE_VIOLATION:
         # A race the service's own check could not see: the database's unique index decided.
-        constraint = getattr(error.orig, "constraint_name", None) or getattr(
-            getattr(error.orig, "__cause__", None), "constraint_name", ""
-        )
         return AlreadyExists(
             "ALREADY_EXISTS", "a concurrent request created the same thing", {"constraint": constraint or ""}
         )
-    return error
+    return None
+
+
+def _leaves_connection_usable(error: BaseException) -> bool:
+    """Whether a driver's connection is still fit after `error`: a statement the server refused, not
+    a connection lost, shut down or interrupted (cancelled) in the middle of a statement."""
+    if not isinstance(error, PostgresError) or isinstance(error, PostgresConnectionError):
+        return False
+    return error.sqlstate not in _UNAVAILABLE_SQLSTATES
 
 
 def _is_closed_connection(driver_error: BaseException | None) -> bool:

@@ -96,15 +96,6 @@ async def lock(session: AsyncSession, account_id: uuid.UUID) -> Account:
     return account
 
 
-async def post_points(
-    session: AsyncSession, account_id: uuid.UUID, posting: Posting, request_id: str, now: datetime
-) -> Entry:
-    """Applies a checked earning, goodwill or redemption to the locked account and records its entry."""
-    account = await lock(session, account_id)
-    posted = await record(session, account, posting, request_id=request_id, now=now)
-    return posted.entry
-
-
 async def reverse_entry(
     session: AsyncSession, account_id: uuid.UUID, number: int, reason: str, request_id: str, now: datetime
 ) -> Entry:
@@ -197,7 +188,7 @@ async def review_tier(
     account = await store.lock_account(session, account_id)
     if account is None or account.tier_review_time is None or account.tier_review_time > now:
         return False, False
-    qualifying = await store.qualifying_points(session, account_id, now - program.qualification_window)
+    qualifying = await store.move_qualifying_window(session, account_id, now - program.qualification_window)
     qualified = program.qualified_tier(qualifying)
     held = program.tier(account.tier)
     review_time = None if qualified.id == program.lowest_tier.id else now + program.tier_review_period
@@ -317,7 +308,7 @@ async def _debit_behind(session: AsyncSession, spending: Entry) -> int:
 async def _raise_tier(session: AsyncSession, posted: Posted, program: Program, now: datetime) -> None:
     """Upgrades at once when the earned points reach a higher tier; lowering waits for the review."""
     account = posted.account
-    qualifying = await store.qualifying_points(session, account.id, now - program.qualification_window)
+    qualifying = await store.move_qualifying_window(session, account.id, now - program.qualification_window)
     qualified = program.qualified_tier(qualifying)
     if program.rank(qualified.id) <= program.rank(account.tier):
         return

@@ -201,46 +201,58 @@ def reversal(target: Entry, *, already_reversed: bool, reason: str = "") -> Post
     )
 
 
-def post(
-    account: Account, posting: Posting, *, actor: str, now: datetime, expire_time: datetime | None = None
-) -> tuple[Account, Entry]:
-    """The account after `posting` and the entry that records it; INSUFFICIENT_POINTS when the
-    balance would go below zero, ACCOUNT_CLOSED when the customer was erased. `expire_time` is when
-    new points lapse."""
-    if account.state is AccountState.CLOSED and posting.kind not in (EntryKind.EXPIRE, EntryKind.RELEASE):
-        raise FailedPrecondition(
-            "ACCOUNT_CLOSED", "the account was closed when its customer was erased", {"account": str(account.id)}
-        )
-    balance = account.balance + posting.points
-    reserved = account.reserved + posting.reserved_change
-    if balance < 0:
-        raise FailedPrecondition(
-            "INSUFFICIENT_POINTS",
-            f"the account holds {account.balance} points; {-posting.points} are needed",
-            {"available_points": str(account.balance), "required_points": str(-posting.points)},
-        )
-    if reserved < 0:
-        raise FailedPrecondition("RESERVATION_SETTLED", "the reserved points were settled before")
+@dataclass(frozen=True)
+class LifetimeChanges:
+    """What a posting adds to an account's lifetime totals."""
+
+    earned: int
+    redeemed: int
+    expired: int
+
+
+def lifetime_changes(posting: Posting) -> LifetimeChanges:
+    """The lifetime totals a posting moves: a reversal moves those of the kind it undoes, back."""
     counted_kind = posting.reversed_kind if posting.kind is EntryKind.REVERSE else posting.kind
     earned = posting.points if counted_kind in _EARNING_KINDS else 0
     # A capture spends reserved points; its reversal gives them back as available points.
     redeemed = (-posting.points - posting.reserved_change) if counted_kind in _REDEEMING_KINDS else 0
-    updated = replace(
-        account,
-        balance=balance,
-        reserved=reserved,
-        lifetime_earned=account.lifetime_earned + earned,
-        lifetime_redeemed=account.lifetime_redeemed + redeemed,
-        lifetime_expired=account.lifetime_expired + (-posting.points if posting.kind is EntryKind.EXPIRE else 0),
-        entry_count=account.entry_count + 1,
-        update_time=now,
+    expired = -posting.points if posting.kind is EntryKind.EXPIRE else 0
+    return LifetimeChanges(earned, redeemed, expired)
+
+
+def account_closed(account_id: uuid.UUID) -> FailedPrecondition:
+    """ACCOUNT_CLOSED: the customer was erased, the account takes no more points."""
+    return FailedPrecondition(
+        "ACCOUNT_CLOSED", "the account was closed when its customer was erased", {"account": str(account_id)}
     )
-    entry = Entry(
-        account_id=account.id,
-        number=updated.entry_count,
+
+
+def insufficient_points(available: int, required: int) -> FailedPrecondition:
+    """INSUFFICIENT_POINTS: a debit of `required` points from an account holding `available`."""
+    return FailedPrecondition(
+        "INSUFFICIENT_POINTS",
+        f"the account holds {available} points; {required} are needed",
+        {"available_points": str(available), "required_points": str(required)},
+    )
+
+
+def entry_of(
+    account_id: uuid.UUID,
+    posting: Posting,
+    *,
+    number: int,
+    balance_after: int,
+    actor: str,
+    now: datetime,
+    expire_time: datetime | None,
+) -> Entry:
+    """The entry that records `posting` as the account's entry `number`; new points lapse at `expire_time`."""
+    return Entry(
+        account_id=account_id,
+        number=number,
         kind=posting.kind,
         points=posting.points,
-        balance_after=balance,
+        balance_after=balance_after,
         reason=posting.reason,
         source_reference=posting.source_reference,
         reversed_entry=posting.reversed_entry,
@@ -251,6 +263,42 @@ def post(
         source_event=posting.source_event,
         reservation=posting.reservation,
         expire_time=expire_time if posting.kind in NEW_POINT_KINDS else None,
+    )
+
+
+def post(
+    account: Account, posting: Posting, *, actor: str, now: datetime, expire_time: datetime | None = None
+) -> tuple[Account, Entry]:
+    """The account after `posting` and the entry that records it; INSUFFICIENT_POINTS when the
+    balance would go below zero, ACCOUNT_CLOSED when the customer was erased. `expire_time` is when
+    new points lapse."""
+    if account.state is AccountState.CLOSED and posting.kind not in (EntryKind.EXPIRE, EntryKind.RELEASE):
+        raise account_closed(account.id)
+    balance = account.balance + posting.points
+    reserved = account.reserved + posting.reserved_change
+    if balance < 0:
+        raise insufficient_points(account.balance, -posting.points)
+    if reserved < 0:
+        raise FailedPrecondition("RESERVATION_SETTLED", "the reserved points were settled before")
+    changes = lifetime_changes(posting)
+    updated = replace(
+        account,
+        balance=balance,
+        reserved=reserved,
+        lifetime_earned=account.lifetime_earned + changes.earned,
+        lifetime_redeemed=account.lifetime_redeemed + changes.redeemed,
+        lifetime_expired=account.lifetime_expired + changes.expired,
+        entry_count=account.entry_count + 1,
+        update_time=now,
+    )
+    entry = entry_of(
+        account.id,
+        posting,
+        number=updated.entry_count,
+        balance_after=balance,
+        actor=actor,
+        now=now,
+        expire_time=expire_time,
     )
     return updated, entry
 

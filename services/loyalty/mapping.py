@@ -67,6 +67,15 @@ def entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
     )
 
 
+def unnumbered_entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
+    """The LedgerEntry message of an entry not numbered yet: without its name and balance, which the
+    database adds when it numbers the entry (the `post_points` function)."""
+    message = entry_to_proto(entry)
+    message.ClearField("name")
+    message.ClearField("balance_after")
+    return message
+
+
 def program_from_proto(message: program_pb2.Program) -> Program:
     """The program a message describes (checked by `program_rules.check_program`, not here)."""
     return Program(

@@ -1,7 +1,8 @@
 """`crm.loyalty.v1.LoyaltyService` over gRPC: maps messages to the ledger's use cases and back.
 
 Every mutation runs once per request id, in one transaction with the stored answer. The time of a
-call is read from the service's clock inside that transaction and handed to the use case.
+call is read from the service's clock and handed to the use case; earnings, goodwill and redemptions
+are written by one database statement each (`points_postings`).
 """
 
 import uuid
@@ -24,6 +25,7 @@ from services.loyalty import (
     kpis,
     ledger,
     mapping,
+    points_postings,
     program_versions,
     redemptions,
     rewards,
@@ -42,6 +44,7 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
         self._database = database
         self._clock = clock
         self._once = IdempotentRunner(database, store.idempotency_keys)
+        self._points = points_postings.PointsPoster(database)
 
     async def GetAccount(self, request: loyalty_service_pb2.GetAccountRequest, context: Context) -> loyalty_pb2.Account:
         account_id = ACCOUNT.parse_uuid(request.name)
@@ -312,8 +315,4 @@ class LoyaltyServicer(loyalty_service_pb2_grpc.LoyaltyServiceServicer):
         account_id: uuid.UUID,
         posting: ledger.Posting,
     ) -> loyalty_pb2.LedgerEntry:
-        async def post(session: AsyncSession) -> loyalty_pb2.LedgerEntry:
-            entry = await accounts.post_points(session, account_id, posting, request.request_id, self._clock.now())
-            return mapping.entry_to_proto(entry)
-
-        return await self._once.run(request, loyalty_pb2.LedgerEntry, post)
+        return await self._points.post(request, account_id, posting, self._clock.now())

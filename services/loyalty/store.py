@@ -128,11 +128,15 @@ async def rule_points_for_reference(
 
 
 async def insert_lot(session: AsyncSession, entry: Entry, *, qualifying: bool) -> None:
-    """Opens the lot of a credit of new points; its points count towards tiers when `qualifying`."""
+    """Opens the lot of a credit of new points; its points count towards tiers when `qualifying`
+    (and join the account's running total of qualifying points)."""
     await session.execute(
         text(
-            "INSERT INTO point_lots (account_id, lot, earn_time, expire_time, points, remaining, qualifying) "
-            "VALUES (:a, :lot, :earn, :expire, :points, :points, :qualifying)"
+            "WITH lot AS (INSERT INTO point_lots (account_id, lot, earn_time, expire_time, points, remaining, "
+            "qualifying) VALUES (:a, :lot, :earn, :expire, :points, :points, :qualifying) "
+            "RETURNING account_id, earn_time, qualifying) "
+            "UPDATE accounts SET qualifying_points = qualifying_points + lot.qualifying FROM lot "
+            "WHERE accounts.id = lot.account_id AND lot.qualifying > 0 AND lot.earn_time > accounts.qualifying_since"
         ),
         {
             "a": entry.account_id,
@@ -149,14 +153,10 @@ async def spendable_lots(
     session: AsyncSession, account_id: uuid.UUID, points: int, *, first: int | None = None
 ) -> list[Lot]:
     """The lots a debit of `points` would draw on: lot `first` (when given) and then the lots that
-    lapse soonest, only as many as cover the points."""
+    lapse soonest, only as many as cover the points (read through an index, however many there are)."""
     rows = await session.execute(
-        text(
-            "SELECT lot, expire_time, remaining FROM (SELECT lot, expire_time, remaining, "
-            "sum(remaining) OVER (ORDER BY lot <> :first, expire_time, lot) - remaining AS before "
-            "FROM point_lots WHERE account_id = :a AND remaining > 0) lots WHERE before < :points"
-        ),
-        {"a": account_id, "points": points, "first": first if first is not None else -1},
+        text("SELECT lot, expire_time, remaining FROM lots_covering(:a, :points, :first)"),
+        {"a": account_id, "points": points, "first": first},
     )
     return [Lot(number=row.lot, expire_time=row.expire_time, remaining=row.remaining) for row in rows]
 
@@ -196,18 +196,36 @@ async def restore_draws(session: AsyncSession, account_id: uuid.UUID, debit_entr
 
 
 async def stop_qualifying(session: AsyncSession, account_id: uuid.UUID, lot: int) -> None:
-    """A reversed credit no longer counts towards tiers."""
+    """A reversed credit no longer counts towards tiers (nor in the account's running total)."""
     await session.execute(
-        text("UPDATE point_lots SET qualifying = 0 WHERE account_id = :a AND lot = :lot"), {"a": account_id, "lot": lot}
+        text(
+            "WITH before AS (SELECT lot, earn_time, qualifying FROM point_lots WHERE account_id = :a AND lot = :lot "
+            "FOR UPDATE), "
+            "stopped AS (UPDATE point_lots l SET qualifying = 0 FROM before "
+            "WHERE l.account_id = :a AND l.lot = before.lot RETURNING before.earn_time, before.qualifying) "
+            "UPDATE accounts SET qualifying_points = qualifying_points - stopped.qualifying FROM stopped "
+            "WHERE accounts.id = :a AND stopped.qualifying > 0 AND stopped.earn_time > accounts.qualifying_since"
+        ),
+        {"a": account_id, "lot": lot},
     )
 
 
 async def qualifying_points(session: AsyncSession, account_id: uuid.UUID, since: datetime) -> int:
-    """Points earned since `since` that count towards tiers."""
+    """Points earned since `since` that count towards tiers, from the account's running total and the
+    lots between its window's start and `since`."""
+    value = await session.scalar(
+        text("SELECT account_qualifying_points(:a, :since)"), {"a": account_id, "since": since}
+    )
+    return int(value or 0)
+
+
+async def move_qualifying_window(session: AsyncSession, account_id: uuid.UUID, since: datetime) -> int:
+    """Moves the locked account's qualification window to start at `since` (subtracting or adding
+    back only the lots it passes) and returns the points earned since then that count towards tiers."""
     value = await session.scalar(
         text(
-            "SELECT coalesce(sum(qualifying), 0) FROM point_lots "
-            "WHERE account_id = :a AND earn_time > :since AND qualifying > 0"
+            "UPDATE accounts SET qualifying_points = account_qualifying_points(id, :since), qualifying_since = :since "
+            "WHERE id = :a RETURNING qualifying_points"
         ),
         {"a": account_id, "since": since},
     )

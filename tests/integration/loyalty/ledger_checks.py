@@ -55,3 +55,20 @@ async def lot_remainders(engine: AsyncEngine, account_name: str) -> dict[int, in
             {"a": account_name.removeprefix("accounts/")},
         )
         return {row.lot: row.remaining for row in rows}
+
+
+async def qualifying_state(engine: AsyncEngine, account_name: str) -> tuple[int, int]:
+    """An account's running total of qualifying points and the sum of its lots' qualifying points
+    earned after the window start it keeps: the two must always be equal."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT a.qualifying_points, (SELECT coalesce(sum(qualifying), 0) FROM point_lots l "
+                    "WHERE l.account_id = a.id AND l.earn_time > a.qualifying_since) AS in_lots "
+                    "FROM accounts a WHERE a.id = :id"
+                ),
+                {"id": account_name.removeprefix("accounts/")},
+            )
+        ).one()
+    return row.qualifying_points, row.in_lots

@@ -26,7 +26,7 @@ from chassis.clock import ManualClock
 from chassis.status import from_rpc_error
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.integration.loyalty.ledger_checks import ledger_state, lot_remainders
+from tests.integration.loyalty.ledger_checks import ledger_state, lot_remainders, qualifying_state
 from tests.support import request_id
 
 T = TypeVar("T")
@@ -59,6 +59,8 @@ class Model:
 
     balance: int = 0
     reserved: int = 0
+    qualifying: int = 0
+    """Points earned (not granted) and not reversed; all within the qualification window here."""
     lots: dict[int, Lot] = field(default_factory=dict)
     draws: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
@@ -139,6 +141,7 @@ def machine_against(
                 account=self.account, points=points, reason="usage", request_id=request_id()
             )
             self._credit("EarnPoints", request, points)
+            self.model.qualifying += points
 
         @rule(points=st.integers(1, 100))
         def grant_goodwill(self, points: int) -> None:
@@ -275,6 +278,8 @@ def machine_against(
             entry = call(lambda: stub.ReverseEntry(request, timeout=10))
             self.model.balance += change
             assert (entry.points, entry.balance_after) == (change, self.model.balance)
+            if kind == loyalty_pb2.ENTRY_KIND_EARN:
+                self.model.qualifying -= target.points
             if change < 0:
                 self.model.draw(-change, first=number_of(target.name))
             elif kind == loyalty_pb2.ENTRY_KIND_REDEEM:
@@ -305,6 +310,14 @@ def machine_against(
             assert sum(lot.remaining for lot in self.model.lots.values()) == self.model.balance
             model_lots = {number: lot.remaining for number, lot in self.model.lots.items()}
             assert call(lambda: lot_remainders(engine, self.account)) == model_lots
+            tiers = call(
+                lambda: stub.GetTierStatus(
+                    loyalty_service_pb2.GetTierStatusRequest(name=f"{self.account}/tierStatus"), timeout=5
+                )
+            )
+            assert tiers.qualifying_points == self.model.qualifying
+            running_total, in_lots = call(lambda: qualifying_state(engine, self.account))
+            assert running_total == in_lots
 
     return ServiceLedgerMachine
 
