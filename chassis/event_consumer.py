@@ -6,6 +6,8 @@ record its id (when the id is there already, the handler is skipped), run the ha
 cursor, commit. A crash at any point leaves either all three or none, and the next connection
 resumes after the committed cursor: delivery is at least once, the effect exactly once. Several
 replicas of one consumer may run at once; the applied ids keep them from applying an event twice.
+Applied ids far below the cursor are pruned by the chassis (`chassis.retention`): no stream delivers them
+again, so a cursor must never be moved back by more than that margin.
 """
 
 import asyncio
@@ -23,6 +25,11 @@ from chassis.event_feed import EVENT_FEED_SERVICE_NAME
 from crm.common.v1 import events_pb2, events_pb2_grpc
 
 log = logging.getLogger("crm.events")
+
+APPLIED_EVENTS_POSITION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS applied_events_position ON applied_events (consumer, producer, position)"
+)
+"""Finds a consumer's applied ids far below its cursor without reading the whole table (`chassis.retention`)."""
 
 CONSUMER_DDL = (
     """
@@ -44,6 +51,7 @@ CONSUMER_DDL = (
         PRIMARY KEY (consumer, event_id)
     )
     """,
+    APPLIED_EVENTS_POSITION_INDEX,
 )
 """Statements a consuming service's migration runs to keep its cursors and applied event ids."""
 
@@ -101,7 +109,12 @@ class EventConsumer:
                     # The call's planned end: renew it at once.
                     backoff = self._initial_backoff
                     continue
-                log.warning("event feed %s failed (%s); reconnecting", self.producer, error.code().name)
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    # EVENTS_PRUNED: the producer no longer holds the events after the cursor; retrying
+                    # cannot help until an operator decides how this consumer recovers.
+                    log.error("event feed %s refused the cursor: %s", self.producer, error.details())
+                else:
+                    log.warning("event feed %s failed (%s); reconnecting", self.producer, error.code().name)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
             except Exception:

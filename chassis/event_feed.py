@@ -5,6 +5,8 @@ position index, so a page costs the same wherever the cursor stands and the outb
 whole. Only numbered rows are served (the outbox sequencer numbers committed rows in commit order),
 so a reader that resumes after a position it saw never misses an event. With `follow` the stream
 stays open and polls for newly numbered events until the caller cancels or the server stops.
+A reader that would miss an event pruned past the outbox retention (`chassis.retention`) gets
+FAILED_PRECONDITION `EVENTS_PRUNED`, never a silent gap.
 """
 
 import asyncio
@@ -15,10 +17,10 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import MetaData, Row, func, select
+from sqlalchemy import BigInteger, Column, MetaData, Row, String, Table, func, select
 
 from chassis.database import Database
-from chassis.errors import Unavailable, invalid_field
+from chassis.errors import FailedPrecondition, Unavailable, invalid_field
 from chassis.outbox import outbox_table
 from crm.common.v1 import events_pb2, events_pb2_grpc
 
@@ -26,6 +28,7 @@ EVENT_FEED_SERVICE_NAME = events_pb2.DESCRIPTOR.services_by_name["EventFeedServi
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 _outbox = outbox_table(MetaData())
+_pruned = Table("outbox_pruned", MetaData(), Column("type", String), Column("through_position", BigInteger))
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,13 @@ class EventFeedServicer(events_pb2_grpc.EventFeedServiceServicer):
             if event_types:
                 query = query.where(_outbox.c.type.in_(event_types))
             rows = (await session.execute(query.order_by(_outbox.c.position).limit(self._page_size))).all()
+            # Read after the rows: an event pruned before they were read is counted here.
+            pruned = select(func.max(_pruned.c.through_position))
+            if event_types:
+                pruned = pruned.where(_pruned.c.type.in_(event_types))
+            pruned_through = (await session.execute(pruned)).scalar() or 0
+        if pruned_through > after:
+            raise events_pruned(after, pruned_through)
         events = [event_from_row(row) for row in rows]
         if len(rows) == self._page_size:
             return _Page(events, rows[-1].position, more=True)
@@ -104,6 +114,16 @@ class EventFeedServicer(events_pb2_grpc.EventFeedServiceServicer):
                 await self._stopping.wait()
         except TimeoutError:
             return
+
+
+def events_pruned(after: int, pruned_through: int) -> FailedPrecondition:
+    """The feed's answer to a reader whose next events were pruned: it has to decide how to recover
+    (rebuild from the producer's API, or accept the gap and resume after `pruned_through`)."""
+    return FailedPrecondition(
+        "EVENTS_PRUNED",
+        f"events after position {after} up to {pruned_through} were pruned past the outbox retention",
+        {"after_position": str(after), "pruned_through_position": str(pruned_through)},
+    )
 
 
 def event_from_row(row: Row[Any]) -> events_pb2.Event:

@@ -4,6 +4,13 @@ The first call with an id does the work and stores its response in the same tran
 with the same request returns that stored response without doing the work again; a repeat with a
 different request is INVALID_ARGUMENT. Concurrent repeats wait on the key's row, so only one does
 the work. Ids are scoped to the caller.
+
+Keys are kept for the service's request-id retention (`<PREFIX>_DATABASE_REQUEST_ID_RETENTION_SECONDS`,
+7 days by default), counted from the first call's `create_time` (stamped by the database) against the
+service's clock. A retry with the same request_id within the retention gets the first answer (or
+INVALID_ARGUMENT for a different request); after it the chassis prunes the key (`chassis.retention`,
+within one prune interval), and the id is new again: a retry then does the work again. So a client,
+and a worker retrying a pending step, must not retry a request older than the retention.
 """
 
 import hashlib
@@ -27,12 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.caller import current_caller
 from chassis.database import Database
-from chassis.errors import FieldViolation, InvalidArgument, invalid_field
+from chassis.errors import Aborted, FieldViolation, InvalidArgument, invalid_field
 
 Response = TypeVar("Response", bound=Message)
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
+
+IDEMPOTENCY_CREATE_TIME_INDEX = (
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_create_time ON idempotency_keys (create_time)"
+)
+"""Finds the keys past their retention without reading the whole table (`chassis.retention`)."""
 
 IDEMPOTENCY_DDL = (
     """
@@ -46,6 +58,7 @@ IDEMPOTENCY_DDL = (
         PRIMARY KEY (caller, request_id)
     )
     """,
+    IDEMPOTENCY_CREATE_TIME_INDEX,
 )
 """Statements a service's first migration runs to keep its request ids (see `idempotency_table`)."""
 
@@ -120,7 +133,10 @@ class IdempotentRunner:
                     self._table.c.caller == caller, self._table.c.request_id == request_id
                 )
             )
-        ).one()
+        ).first()
+        if row is None:
+            # Pruned past its retention between the reservation and this read: the id is new again.
+            raise Aborted("REQUEST_ID_EXPIRED", f"{request_id!r} passed its retention just now; send it again")
         if row.method != method or row.fingerprint != fingerprint or row.response is None:
             violation = FieldViolation("request_id", f"{request_id!r} was already used for a different request")
             raise InvalidArgument([violation], reason="REQUEST_ID_REUSED")

@@ -48,6 +48,16 @@ def outbox_table(metadata: MetaData) -> Table:
 OUTBOX_AGGREGATE_INDEX = "CREATE INDEX IF NOT EXISTS outbox_aggregate ON outbox (aggregateid)"
 """Finds one aggregate's events without reading the whole outbox (erasure); part of a producer's schema."""
 
+OUTBOX_PRUNED_DDL = """
+    CREATE TABLE IF NOT EXISTS outbox_pruned (
+        type text PRIMARY KEY,
+        through_position bigint NOT NULL,
+        prune_time timestamptz NOT NULL
+    )
+    """
+"""Per event type, the highest position pruned from the outbox, so that the feed refuses a reader that
+would miss one (`chassis.retention`); part of a producer's schema."""
+
 OUTBOX_DDL = (
     """
     CREATE TABLE outbox (
@@ -65,6 +75,7 @@ OUTBOX_DDL = (
     "CREATE UNIQUE INDEX outbox_position ON outbox (position)",
     "CREATE INDEX outbox_unsequenced ON outbox (seq) WHERE position IS NULL",
     OUTBOX_AGGREGATE_INDEX,
+    OUTBOX_PRUNED_DDL,
 )
 """Statements a producing service's migration runs to create its outbox."""
 

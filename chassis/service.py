@@ -1,10 +1,11 @@
 """A service assembled by the chassis: a service's `app.py` lists its parts, the chassis does the rest.
 
 The chassis gives every service with a database the same frame: an instrumented engine and its
-`Database`, the clock, the outbox sequencer and the event feed (for producers), background work
-started once serving and stopped in reverse order before the pool closes, event consumers that run
-as a named actor, and the `serve | migrate` entry point. A service's definition names its process,
-its error domain, its settings class, its migrations and the function that adds its parts:
+`Database`, the clock, the outbox sequencer and the event feed (for producers), the pruning of its
+chassis tables (`chassis.retention`), background work started once serving and stopped in reverse
+order before the pool closes, event consumers that run as a named actor, and the `serve | migrate`
+entry point. A service's definition names its process, its error domain, its settings class, its
+migrations and the function that adds its parts:
 
     def assemble(service: Service, settings: LoyaltySettings) -> None:
         service.serve(add_LoyaltyServiceServicer_to_server, LoyaltyServicer(service.database, service.clock))
@@ -29,6 +30,7 @@ from chassis.database import Database, create_engine, migrate
 from chassis.event_consumer import EventConsumer, EventHandler
 from chassis.event_feed import EventFeedServicer
 from chassis.outbox import outbox_sequencer
+from chassis.retention import retention_jobs
 from chassis.server import ServiceServer, build_server, run_process
 from chassis.settings import DatabaseSettings, Environment, ServerSettings
 from chassis.telemetry import instrument_engine
@@ -85,6 +87,8 @@ class Service:
         """The service's own database."""
         self.clock = clock
         """Where every part of the service reads the time."""
+        self._retention = settings.database.retention
+        self._follows_feeds = False
         self._registrations: list[Callable[[grpc.aio.Server], None]] = []
         self._service_names: list[str] = []
         self._background: list[BackgroundWork] = []
@@ -137,10 +141,19 @@ class Service:
             event_types=event_types,
         )
         self.run_in_background(_Following(follower, actor))
+        self._follows_feeds = True
         return follower
 
     def build(self, settings: ServerSettings, error_domain: str) -> ServiceServer:
         """The server with every part, bound to its port, not yet started."""
+        for job in retention_jobs(
+            self.database,
+            self.clock,
+            self._retention,
+            outbox=self._event_feed is not None,
+            applied_events=self._follows_feeds,
+        ):
+            self.run_in_background(job)
 
         def register(server: grpc.aio.Server) -> None:
             for registration in self._registrations:

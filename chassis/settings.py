@@ -212,6 +212,25 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """How long the chassis keeps the rows of its own tables (`<PREFIX>_DATABASE_...`, see `chassis.retention`)."""
+
+    request_id_retention_seconds: float = setting(7 * 86400.0, reader=at_least(3600.0))
+    """How long a request id's first answer is kept for retries (`<PREFIX>_DATABASE_REQUEST_ID_RETENTION_SECONDS`)."""
+    outbox_retention_seconds: float = setting(30 * 86400.0, reader=at_least(3600.0))
+    """How long the feed keeps an event for consumers behind (`<PREFIX>_DATABASE_OUTBOX_RETENTION_SECONDS`)."""
+    applied_events_margin: int = setting(100_000, reader=between(0))
+    """Feed positions below a consumer's cursor whose applied ids stay, for a replica whose stream opened
+    from an older cursor (`<PREFIX>_DATABASE_APPLIED_EVENTS_MARGIN`)."""
+    prune_interval_seconds: float = setting(300.0, reader=at_least(0.05))
+    """How often each table is pruned (`<PREFIX>_DATABASE_PRUNE_INTERVAL_SECONDS`); again at once while a
+    batch came back full."""
+    prune_batch_size: int = setting(1000, reader=between(1, 100_000))
+    """Most rows one pruning statement deletes, so that each transaction stays short
+    (`<PREFIX>_DATABASE_PRUNE_BATCH_SIZE`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
     """How a service reaches its own PostgreSQL database (`<PREFIX>_DATABASE_...`)."""
 
@@ -223,6 +242,10 @@ class DatabaseSettings:
     """Longest a single statement may run before PostgreSQL cancels it."""
     trace_statements: bool = False
     """A span for every SQL statement (`<PREFIX>_DATABASE_TRACE_STATEMENTS`); by default one per transaction."""
+    retention: RetentionSettings = dataclasses.field(
+        default_factory=RetentionSettings, metadata={_PREFIX: "", _DEFAULTS: {}}
+    )
+    """How long the chassis' own tables keep their rows (`<PREFIX>_DATABASE_REQUEST_ID_RETENTION_SECONDS`, ...)."""
 
     @classmethod
     def from_environment(cls, env: Environment, prefix: str) -> "DatabaseSettings":
