@@ -19,7 +19,11 @@ async def erase_usage(session: AsyncSession, customer_id: uuid.UUID, now: dateti
 USAGE_DATA = CustomerData(
     part="usage",
     tables={
-        "usage_records": "kept as counted, area included: no index finds one customer's records yet",
+        "usage_records": (
+            "kept as counted, area included, until their day's partition is dropped after the retention "
+            "(CUSTOMER_USAGE_RECORD_RETENTION_DAYS): no index finds one customer's records, and one would "
+            "cost every record ingested an index entry"
+        ),
         "monthly_usage": "kept: monthly totals of lines that no longer have a number",
         "monthly_usage_areas": "deleted: where the lines were used is location data",
     },

@@ -1,33 +1,40 @@
 """Translation between the usage contract's messages and the usage part's types."""
 
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import cast
+
 from chassis.names import SUBSCRIPTION, ResourcePattern
 from chassis.wellknown import date_to_proto
 from crm.customer.v1 import usage_pb2
-from services.customer.usage.rules import RADIO_TECHNOLOGIES, IngestTally, LineMonth, ReportedRecord
+from services.customer.usage.rules import RADIO_TECHNOLOGIES, IngestTally, LineMonth, ReportedFields
 
 USAGE_PROFILE = ResourcePattern("customers/{customer}/subscriptions/{subscription}/usageProfile")
 """A line's monthly usage."""
 _KNOWN_TECHNOLOGIES = frozenset(RADIO_TECHNOLOGIES.values())
 
 
-def reported_record_from_proto(record: usage_pb2.UsageRecord) -> ReportedRecord:
-    """A record as mediation sent it, unchecked."""
-    day = record.usage_date
-    return ReportedRecord(
-        record.record_id,
-        record.msisdn,
-        day.year,
-        day.month,
-        day.day,
-        record.on_net_minutes,
-        record.off_net_minutes,
-        record.international_minutes,
-        record.sms_count,
-        record.data_mb,
-        record.roaming,
-        record.area,
-        record.radio_technology,
-    )
+# Reads a record's fields in ReportedFields' order in one C call: a batch holds thousands.
+_REPORTED_FIELDS = attrgetter(
+    "record_id",
+    "msisdn",
+    "usage_date.year",
+    "usage_date.month",
+    "usage_date.day",
+    "on_net_minutes",
+    "off_net_minutes",
+    "international_minutes",
+    "sms_count",
+    "data_mb",
+    "roaming",
+    "area",
+    "radio_technology",
+)
+
+
+def reported_fields_from_proto(records: Sequence[usage_pb2.UsageRecord]) -> list[ReportedFields]:
+    """The records of a batch as mediation sent them, unchecked."""
+    return cast(list[ReportedFields], list(map(_REPORTED_FIELDS, records)))
 
 
 def ingest_response(tally: IngestTally) -> usage_pb2.IngestUsageResponse:

@@ -11,7 +11,7 @@ from services.customer.usage.mapping import (
     USAGE_PROFILE,
     ingest_response,
     monthly_usage_to_proto,
-    reported_record_from_proto,
+    reported_fields_from_proto,
 )
 from services.customer.usage.rules import IngestTally
 from services.customer.usage.use_cases import UsageProfiles
@@ -32,7 +32,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     ) -> usage_pb2.IngestUsageResponse:
         tally = IngestTally()
         async for batch in request_iterator:
-            records = [reported_record_from_proto(record) for record in batch.records]
+            records = reported_fields_from_proto(batch.records)
             # One batch, one transaction: a crash counts all of its records or none.
             async with self._database.transaction() as session:
                 await self._profiles.ingest_batch(session, records, tally)

@@ -1,9 +1,7 @@
-"""Usage tables and queries, written in bulk: one statement per batch stores its new records, matched
-to their lines; the folder later adds them into monthly totals, active and roaming days and areas,
-in large chunks."""
+"""Usage tables and queries, written in bulk: batches of records are stored by `batch_store`; the
+folder later adds them into monthly totals, active and roaming days and areas, in large chunks."""
 
 import uuid
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -11,32 +9,7 @@ import asyncpg
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.usage.rules import CheckedRecord, CustomerMonth, LineMonth
-
-# The hot path: one row per record, deduplicated by its key, sorted so that concurrent batches take
-# the key's locks in one order. Folding into profiles happens later, in bulk (FOLD below).
-_INGEST = """
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::float8[], $5::float8[], $6::float8[], $7::int8[],
-                         $8::float8[], $9::bool[], $10::text[], $11::text[])
-        AS r(record_id, msisdn, usage_date, on_net, off_net, international, sms, data, roaming, area, technology)
-),
-matched AS (
-    SELECT input.*, s.id AS subscription_id, s.customer_id
-    FROM input JOIN subscriptions s ON s.msisdn = input.msisdn AND s.status <> 'TERMINATED'
-),
-stored AS (
-    INSERT INTO usage_records (record_id, subscription_id, customer_id, usage_date, on_net_minutes, off_net_minutes,
-        international_minutes, sms_count, data_mb, roaming, area, radio_technology)
-    SELECT record_id, subscription_id, customer_id, usage_date, on_net, off_net, international, sms, data, roaming,
-           area, technology
-    FROM matched ORDER BY record_id
-    ON CONFLICT (record_id) DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM stored) AS stored,
-       ARRAY(SELECT DISTINCT msisdn FROM input EXCEPT SELECT msisdn FROM matched) AS unknown_msisdns
-"""
+from services.customer.usage.rules import CustomerMonth, LineMonth
 
 # Folds a chunk of final records (inserted by transactions below the horizon $2, after the cursor)
 # into monthly totals, day masks and areas; returns how many and where the chunk ended.
@@ -110,18 +83,6 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     if not driver.is_in_transaction():
         raise RuntimeError("bulk statements must run inside the session's transaction")
     return driver
-
-
-async def store_records(session: AsyncSession, records: Sequence[CheckedRecord]) -> tuple[int, set[str]]:
-    """Stores the records of lines in service not seen before, matching numbers to lines in the same
-    statement; returns how many were new and the numbers no line in service has."""
-    if not records:
-        return 0, set()
-    connection = await raw_connection(session)
-    # CheckedRecord's fields are the statement's columns, in order.
-    columns = [list(column) for column in zip(*records, strict=True)]
-    [row] = await connection.fetch(_INGEST, *columns)
-    return int(row["stored"]), set(row["unknown_msisdns"])
 
 
 async def fold_chunk(session: AsyncSession) -> int:

@@ -11,33 +11,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import Clock, today
 from chassis.errors import invalid_field
 from services.customer.customers.lookup import existing_line
-from services.customer.usage import store
+from services.customer.usage import batch_store, store
+from services.customer.usage.retention import kept_since
 from services.customer.usage.rules import (
     DEFAULT_PROFILE_MONTHS,
     MAX_PROFILE_MONTHS,
     CustomerMonth,
     IngestTally,
     LineMonth,
-    ReportedRecord,
-    check_batch,
+    RecordChecks,
+    ReportedFields,
     first_month,
     profile_months,
+    stage_batch,
 )
+from services.customer.usage.settings import UsageSettings
 
 
 class UsageProfiles:
     """Counts usage records once each and serves the monthly profiles they build."""
 
-    def __init__(self, *, default_region: str, clock: Clock) -> None:
+    def __init__(self, *, default_region: str, clock: Clock, settings: UsageSettings | None = None) -> None:
+        """`settings` are read from the environment unless given."""
         self._default_region = default_region
         self._clock = clock
+        self._retention_days = (settings or UsageSettings.from_environment()).record_retention_days
 
-    async def ingest_batch(self, session: AsyncSession, records: Sequence[ReportedRecord], tally: IngestTally) -> None:
+    async def ingest_batch(self, session: AsyncSession, records: Sequence[ReportedFields], tally: IngestTally) -> None:
         """Checks and stores one batch in the caller's transaction (a crash counts all of its records or
-        none) and adds what happened to each record to `tally`."""
-        batch = check_batch(records, default_region=self._default_region, today=today(self._clock))
-        stored, unknown_msisdns = await store.store_records(session, batch.records)
-        tally.count_batch(batch, stored=stored, unknown_msisdns=unknown_msisdns)
+        none) and adds what happened to each record to `tally`. The checks run in the store, over the
+        whole batch at once."""
+        day = today(self._clock)
+        checks = RecordChecks(self._default_region, day, kept_since(day, self._retention_days))
+        stored = await batch_store.store_batch(session, stage_batch(records, checks), checks)
+        tally.count_stored(records, stored, checks)
 
     async def line_profile(
         self, session: AsyncSession, customer_id: uuid.UUID, subscription_id: uuid.UUID, requested_months: int

@@ -17,6 +17,7 @@ from crm.customer.v1 import customer_pb2, customer_service_pb2, events_pb2, usag
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
 from services.customer.usage.publisher import fold_pending, publish_changed_months
+from services.customer.usage.settings import UsageSettings
 from tests.support import create_request, failure, international_format, line, person, request_id, unique_mobile
 
 TODAY = datetime.now(UTC).date()
@@ -325,3 +326,27 @@ async def test_records_of_an_erased_customer_folded_late_keep_no_location(
         )
         assert areas.scalar_one() == 0
         assert totals.scalar_one() == 1
+
+
+async def test_records_of_days_older_than_the_retention_are_refused_as_expired(
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub
+):
+    subscription = await new_line(customer_stub)
+    oldest = TODAY - timedelta(days=UsageSettings().record_retention_days)
+    older = record(subscription.msisdn, oldest - timedelta(days=1))
+    reply = await ingest(usage, [record(subscription.msisdn, oldest), older])
+    assert (reply.accepted, reply.rejected) == (1, 1)
+    assert [(r.record_id, r.reason) for r in reply.rejections] == [(older.record_id, "EXPIRED_DATE")]
+
+
+async def test_a_record_id_sent_again_for_another_day_is_another_record(
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
+):
+    subscription = await new_line(customer_stub)
+    first = record(subscription.msisdn, LAST_MONTH)
+    other_day = record(subscription.msisdn, LAST_MONTH + timedelta(days=1), record_id=first.record_id)
+    await ingest(usage, [first])
+    reply = await ingest(usage, [first, other_day])
+    assert (reply.accepted, reply.duplicates) == (1, 1)
+    await folded(customer_database)
+    assert (await profile(usage, subscription.name)).months[-1].record_count == 2
