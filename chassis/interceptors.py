@@ -46,8 +46,10 @@ UNADMITTED_SERVICES = (
     "/crm.common.v1.EventFeedService/",
 )
 """Methods served whatever the load: probes, tools and event followers."""
-# Keys a caller's fairness share is counted by, most specific first.
-_FAIRNESS_KEYS = (SUBJECT_KEY, "authorization", "x-crm-user")
+# Keys a caller's fairness share is counted by, most specific first. The caller the gateway names
+# counts only where that metadata is trusted: at the gateway a client could name a new one per call.
+_TRUSTED_FAIRNESS_KEYS = (SUBJECT_KEY, "authorization", "x-crm-user")
+_CLAIMED_FAIRNESS_KEYS = ("authorization", "x-crm-user")
 
 
 class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
@@ -106,7 +108,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
             holds_slot = False
             try:
                 if admission is not None:
-                    await admission.admit(_fairness_key(context), context.time_remaining())
+                    await admission.admit(self._fairness_key(context), context.time_remaining())
                     holds_slot = True
                 return await behaviour(decode(request, method), context)
             except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
@@ -126,7 +128,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
             holds_slot = False
             try:
                 if admission is not None:
-                    await admission.admit(_fairness_key(context), context.time_remaining())
+                    await admission.admit(self._fairness_key(context), context.time_remaining())
                     holds_slot = True
                 responses = behaviour(decode(request, method), context)
                 if inspect.isasyncgen(responses):
@@ -148,6 +150,9 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         if self._trust_caller_metadata:
             set_current_caller(caller_from_metadata(context.invocation_metadata() or ()))
         return time.perf_counter()
+
+    def _fairness_key(self, context: Context) -> str:
+        return _fairness_key(context, _TRUSTED_FAIRNESS_KEYS if self._trust_caller_metadata else _CLAIMED_FAIRNESS_KEYS)
 
     async def _abort(self, method: str, error: Exception, context: Context) -> None:
         """Ends the call with the status `error` stands for; re-raises gRPC's own abort."""
@@ -214,10 +219,10 @@ def _parsed(deserializer: Deserializer, raw: bytes, method: str) -> Any:
         ) from None
 
 
-def _fairness_key(context: Context) -> str:
+def _fairness_key(context: Context, keys: tuple[str, ...]) -> str:
     """Whose share of the server a call counts against: the caller it names, else its peer's host."""
     metadata = dict(context.invocation_metadata() or ())
-    for key in _FAIRNESS_KEYS:
+    for key in keys:
         value = metadata.get(key)
         if value:
             text = value if isinstance(value, str) else value.decode(errors="replace")

@@ -180,3 +180,47 @@ async def test_a_call_whose_deadline_is_too_short_is_refused_before_its_handler_
     short = server.call("hurried", "agent-dilnoza", timeout=MIN_DEADLINE_SECONDS / 2)
     assert await refusal(short) == (grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_TOO_SHORT")
     assert server.held.started == []
+
+
+async def test_at_the_gateway_a_caller_naming_itself_anew_in_each_call_gets_no_extra_share():
+    held = HeldCalls()
+    settings = ServerSettings(
+        address="127.0.0.1:0",
+        max_concurrent_rpcs=1,
+        max_queued_rpcs=3,
+        max_queue_wait_seconds=60,
+        shutdown_drain_seconds=0,
+        shutdown_grace_seconds=1,
+    )
+    gateway = build_server(
+        settings=settings,
+        error_domain="test.crm",
+        service_names=[SERVICE],
+        register=lambda grpc_server: grpc_server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(SERVICE, {"Hold": grpc.unary_unary_rpc_method_handler(held.hold)})]
+        ),
+        trust_caller_metadata=False,
+    )
+    await gateway.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            hold: Callable[..., Awaitable[bytes]] = channel.unary_unary(HOLD)
+
+            def call(label: str, forged_subject: str) -> "asyncio.Task[bytes]":
+                # The same user each time, claiming another gateway-set identity in every call.
+                metadata = (("x-crm-user", "export-job"), ("x-crm-caller-subject", forged_subject))
+
+                async def held_call() -> bytes:
+                    return await hold(label.encode(), metadata=metadata, timeout=10)
+
+                return asyncio.create_task(held_call())
+
+            calls = [call(f"flood-{n}", f"forged-{n}") for n in range(1, 5)]
+            await asyncio.sleep(0.3)
+            extra = call("flood-5", "forged-5")
+            code, reason = await refusal(extra)
+            assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED")
+            held.let_all_go()
+            await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        await gateway.stop()
