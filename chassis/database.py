@@ -13,7 +13,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from asyncpg.exceptions import InterfaceError, PostgresConnectionError, PostgresError
+from asyncpg.exceptions import InterfaceError, InternalClientError, PostgresConnectionError, PostgresError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import text
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from chassis.errors import Aborted, AlreadyExists, DeadlineExceeded, Unavailable
 from chassis.settings import DatabaseSettings
@@ -128,16 +129,18 @@ class Database:
         """
         try:
             with _tracer.start_as_current_span("db.statement", kind=SpanKind.CLIENT, attributes=self._span):
-                async with self.engine.connect() as connection:
-                    pooled = await connection.get_raw_connection()
-                    try:
-                        # The asyncpg dialect's pooled connection wraps the driver's own.
-                        yield cast(asyncpg.Connection, pooled.driver_connection)
-                    except BaseException as error:
-                        if not _leaves_connection_usable(error):
-                            # Lost, shut down or interrupted mid-statement: the pool must not hand it out again.
-                            await connection.invalidate()
-                        raise
+                pooled = await self.engine.raw_connection()
+                try:
+                    # The asyncpg dialect's pooled connection wraps the driver's own.
+                    yield cast(asyncpg.Connection, pooled.driver_connection)
+                except BaseException as error:
+                    if not _leaves_connection_usable(error):
+                        # Lost, shut down or interrupted mid-statement: closed at once, never handed out again.
+                        pooled.invalidate(error if isinstance(error, Exception) else None)
+                    raise
+                finally:
+                    # Back to the pool, whose reset has nothing to roll back: no transaction was begun.
+                    await greenlet_spawn(pooled.close)
         except DBAPIError as error:
             # Raised while the pool connected (the statement itself went to the driver).
             translated = _translate(error)
@@ -156,6 +159,9 @@ class Database:
         except (TimeoutError, OSError, InterfaceError) as error:
             self.reachability.lost()
             raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
+        except InternalClientError as error:
+            # The server ended the connection while it sat in the pool (a crash): dropped, retry.
+            raise Unavailable("DATABASE_CONNECTION_LOST", "the database connection was lost") from error
         except PoolTimeout as error:
             raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
         self.reachability.regained()
@@ -238,8 +244,9 @@ def _leaves_connection_usable(error: BaseException) -> bool:
 
 
 def _is_closed_connection(driver_error: BaseException | None) -> bool:
-    """A socket error, or the driver refusing to use a connection the server closed."""
-    if isinstance(driver_error, OSError):
+    """A socket error, or the driver refusing to use a connection the server closed (also one it
+    ended while the connection sat idle, which leaves the driver's protocol mid-way)."""
+    if isinstance(driver_error, OSError | InternalClientError):
         return True
     return isinstance(driver_error, InterfaceError) and "closed" in str(driver_error)
 

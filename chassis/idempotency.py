@@ -16,6 +16,7 @@ and a worker retrying a pending step, must not retry a request older than the re
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -77,6 +78,47 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True)
+class RequestKey:
+    """What a retryable request is kept by: who asked, under which id, with which method and content."""
+
+    caller: str
+    request_id: str
+    method: str
+    """The request message's full name: an id reused for another method is refused."""
+    fingerprint: bytes
+    """Digest of the request without its request_id."""
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """What the table holds of a request seen before."""
+
+    method: str
+    fingerprint: bytes
+    response: bytes | None
+    """The first answer; None once erased (the key stays, so that a retry is refused)."""
+
+
+def request_key(request: Message) -> RequestKey:
+    """The key of a retryable request made by the current caller; INVALID_ARGUMENT when its own
+    `request_id` field is missing or malformed."""
+    # Every retryable request message has the field; Message does not declare it.
+    request_id: str = getattr(request, "request_id", "")
+    if not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
+    return RequestKey(current_caller().subject, request_id, request.DESCRIPTOR.full_name, _fingerprint(request))
+
+
+def stored_response(key: RequestKey, stored: StoredRequest, response_type: type[Response]) -> Response:
+    """The first answer to a repeat of the request `key`; INVALID_ARGUMENT REQUEST_ID_REUSED when the
+    id was used for another request (or its answer was erased)."""
+    if stored.method != key.method or stored.fingerprint != key.fingerprint or stored.response is None:
+        violation = FieldViolation("request_id", f"{key.request_id!r} was already used for a different request")
+        raise InvalidArgument([violation], reason="REQUEST_ID_REUSED")
+    return response_type.FromString(stored.response)
+
+
 class IdempotentRunner:
     """Runs a mutation once per (caller, request_id) inside one database transaction."""
 
@@ -94,53 +136,36 @@ class IdempotentRunner:
 
         The request's own `request_id` field is the key; its message type tells the methods apart.
         """
-        # Every retryable request message has the field; Message does not declare it.
-        request_id: str = getattr(request, "request_id", "")
-        method = request.DESCRIPTOR.full_name
-        if not REQUEST_ID_PATTERN.fullmatch(request_id):
-            raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
-        caller = current_caller().subject
-        fingerprint = _fingerprint(request)
+        key = request_key(request)
         async with self._database.transaction() as session:
             reserved = await session.execute(
                 insert(self._table)
-                .values(caller=caller, request_id=request_id, method=method, fingerprint=fingerprint)
+                .values(caller=key.caller, request_id=key.request_id, method=key.method, fingerprint=key.fingerprint)
                 .on_conflict_do_nothing()
                 .returning(self._table.c.request_id)
             )
             if reserved.first() is None:
-                return await self._replay(session, caller, request_id, method, fingerprint, response_type)
+                return await self._replay(session, key, response_type)
             response = await work(session)
             await session.execute(
                 self._table.update()
-                .where(self._table.c.caller == caller, self._table.c.request_id == request_id)
+                .where(self._table.c.caller == key.caller, self._table.c.request_id == key.request_id)
                 .values(response=response.SerializeToString(deterministic=True))
             )
             return response
 
-    async def _replay(
-        self,
-        session: AsyncSession,
-        caller: str,
-        request_id: str,
-        method: str,
-        fingerprint: bytes,
-        response_type: type[Response],
-    ) -> Response:
+    async def _replay(self, session: AsyncSession, key: RequestKey, response_type: type[Response]) -> Response:
         row = (
             await session.execute(
                 select(self._table.c.method, self._table.c.fingerprint, self._table.c.response).where(
-                    self._table.c.caller == caller, self._table.c.request_id == request_id
+                    self._table.c.caller == key.caller, self._table.c.request_id == key.request_id
                 )
             )
         ).first()
         if row is None:
             # Pruned past its retention between the reservation and this read: the id is new again.
-            raise Aborted("REQUEST_ID_EXPIRED", f"{request_id!r} passed its retention just now; send it again")
-        if row.method != method or row.fingerprint != fingerprint or row.response is None:
-            violation = FieldViolation("request_id", f"{request_id!r} was already used for a different request")
-            raise InvalidArgument([violation], reason="REQUEST_ID_REUSED")
-        return response_type.FromString(row.response)
+            raise Aborted("REQUEST_ID_EXPIRED", f"{key.request_id!r} passed its retention just now; send it again")
+        return stored_response(key, StoredRequest(row.method, row.fingerprint, row.response), response_type)
 
 
 def _fingerprint(request: Message) -> bytes:

@@ -48,12 +48,19 @@ def account_to_proto(account: Account) -> loyalty_pb2.Account:
 
 def entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
     """The LedgerEntry message of an entry."""
+    message = unnumbered_entry_to_proto(entry)
+    message.name = ENTRY.format(entry.account_id, entry.number)
+    message.balance_after = entry.balance_after
+    return message
+
+
+def unnumbered_entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
+    """The LedgerEntry message of an entry without its name and balance: what the service knows of
+    an entry before the database numbers it (the `post_points` function adds them)."""
     account = entry.account_id
     return loyalty_pb2.LedgerEntry(
-        name=ENTRY.format(account, entry.number),
         kind=f"ENTRY_KIND_{entry.kind.value}",
         points=entry.points,
-        balance_after=entry.balance_after,
         reason=entry.reason,
         source_reference=entry.source_reference,
         reversed_entry=ENTRY.format(account, entry.reversed_entry) if entry.reversed_entry else "",
@@ -65,15 +72,6 @@ def entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
         source_event=str(entry.source_event) if entry.source_event else "",
         expire_time=timestamp_to_proto(entry.expire_time),
     )
-
-
-def unnumbered_entry_to_proto(entry: Entry) -> loyalty_pb2.LedgerEntry:
-    """The LedgerEntry message of an entry not numbered yet: without its name and balance, which the
-    database adds when it numbers the entry (the `post_points` function)."""
-    message = entry_to_proto(entry)
-    message.ClearField("name")
-    message.ClearField("balance_after")
-    return message
 
 
 def program_from_proto(message: program_pb2.Program) -> Program:

@@ -9,7 +9,6 @@ checked posting, its lifetime changes, the program's terms (cached per version; 
 refuses terms of another version), and the messages but for the numbers the database adds.
 """
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +17,9 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from chassis.aggregates import AggregateType
-from chassis.caller import current_caller
 from chassis.database import Database
-from chassis.errors import Aborted, FieldViolation, InvalidArgument, invalid_field, not_found
-from chassis.idempotency import REQUEST_ID_PATTERN
+from chassis.errors import Aborted, not_found
+from chassis.idempotency import RequestKey, StoredRequest, request_key, stored_response
 from chassis.wellknown import timestamp_to_proto
 from crm.loyalty.v1 import events_pb2, loyalty_pb2
 from services.loyalty import ledger, mapping, posting_statement
@@ -61,7 +59,7 @@ class PointsPoster:
     ) -> loyalty_pb2.LedgerEntry:
         """The entry `posting` wrote to the account at `now`, once per request id: a repeat gets the
         first answer, the id reused for another request is INVALID_ARGUMENT."""
-        key = _request_key(request)
+        key = request_key(request)
         for _ in range(2):
             terms = self._terms
             draft = ledger.entry_of(
@@ -78,31 +76,11 @@ class PointsPoster:
             async with self._database.driver_connection() as connection:
                 result = await posting_statement.post_points(connection, call)
             if result.outcome is not Outcome.PROGRAM_CHANGED:
-                return _answer(result, call, entry, account_id, posting)
+                return _answer(result, key, call, entry, posting)
             # Another version is in force: read it, and post by its terms.
             async with self._database.transaction() as session:
                 self._terms = PostingTerms.of(await current_program(session))
         raise Aborted("PROGRAM_CHANGED", "the program changed while the points were posted; retry the request")
-
-
-@dataclass(frozen=True)
-class RequestKey:
-    """Who asked, under which request id, for what."""
-
-    caller: str
-    request_id: str
-    method: str
-    fingerprint: bytes
-
-
-def _request_key(request: Message) -> RequestKey:
-    """The request's key, as the chassis' request-id runner takes it: the id (required, checked), the
-    caller, the message type and the digest of the request without its id."""
-    # Every retryable request message has the field; Message does not declare it.
-    request_id: str = getattr(request, "request_id", "")
-    if not REQUEST_ID_PATTERN.fullmatch(request_id):
-        raise invalid_field("request_id", "is required: 1 to 128 letters, digits, '.', '_', ':' or '-'")
-    return RequestKey(current_caller().subject, request_id, request.DESCRIPTOR.full_name, _fingerprint(request))
 
 
 def _call(
@@ -153,21 +131,21 @@ def _call(
 
 def _answer(
     result: PointsPostingResult,
+    key: RequestKey,
     call: PointsPostingCall,
     entry: loyalty_pb2.LedgerEntry,
-    account_id: uuid.UUID,
     posting: Posting,
 ) -> loyalty_pb2.LedgerEntry:
+    """The entry posted or the first answer to the request id, or the refusal as its error."""
+    account_id = call.account_id
     if result.outcome is Outcome.POSTED and result.entry_number is not None:
-        entry.name = ENTRY.format(account_id, result.entry_number)
+        # The name the database gave the entry: its pattern's name with the number it drew.
+        entry.name = f"{call.entry_name_prefix}{result.entry_number}"
         entry.balance_after = result.entry_balance or 0
         return entry
     if result.outcome is Outcome.REPLAYED:
-        same_request = result.stored_method == call.method and result.stored_fingerprint == call.fingerprint
-        if not same_request or result.stored_response is None:
-            violation = FieldViolation("request_id", f"{call.request_id!r} was already used for a different request")
-            raise InvalidArgument([violation], reason="REQUEST_ID_REUSED")
-        return loyalty_pb2.LedgerEntry.FromString(result.stored_response)
+        stored = StoredRequest(result.stored_method or "", result.stored_fingerprint or b"", result.stored_response)
+        return stored_response(key, stored, loyalty_pb2.LedgerEntry)
     if result.outcome is Outcome.NO_ACCOUNT:
         raise not_found("account", ACCOUNT.format(account_id))
     if result.outcome is Outcome.ACCOUNT_CLOSED:
@@ -175,15 +153,6 @@ def _answer(
     if result.outcome is Outcome.INSUFFICIENT_POINTS:
         raise ledger.insufficient_points(result.available_points or 0, -posting.points)
     raise RuntimeError(f"post_points answered {result.outcome}")
-
-
-def _fingerprint(request: Message) -> bytes:
-    """Digest of the request without its request_id, as the chassis' request-id runner takes it, so
-    that a retry finds the same fingerprint whichever wrote the key."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("request_id")
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
 
 
 def _trace_id() -> str:
