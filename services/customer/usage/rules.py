@@ -151,9 +151,11 @@ def check_record(
     )
 
 
+@lru_cache(maxsize=200_000)
 def line_number(msisdn: str, default_region: str) -> str | None:
-    """The number in E.164, or None when it is not a valid phone number."""
-    return msisdn if _E164.fullmatch(msisdn) else cached_e164(msisdn, default_region)
+    """The number in E.164, or None when it is not a valid phone number; lines repeat, so the answer
+    is remembered."""
+    return msisdn if _E164.fullmatch(msisdn) else normalize_phone(msisdn, default_region)
 
 
 @dataclass(frozen=True)
@@ -325,12 +327,6 @@ class IngestTally:
 def unknown_line(record: CheckedRecord) -> Rejection:
     """The refusal of a record whose number no line in service has."""
     return Rejection(record.record_id, "UNKNOWN_MSISDN", f"no line in service has {record.msisdn}")
-
-
-@lru_cache(maxsize=200_000)
-def cached_e164(msisdn: str, default_region: str) -> str | None:
-    """E.164 of a number in another format; lines repeat, so parsing is remembered."""
-    return normalize_phone(msisdn, default_region)
 
 
 def profile_months(requested: int) -> int | None:
