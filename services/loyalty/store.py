@@ -237,7 +237,7 @@ async def lapsed_lots(session: AsyncSession, account_id: uuid.UUID, now: datetim
     rows = await session.execute(
         text(
             "SELECT lot, expire_time, remaining FROM point_lots "
-            "WHERE account_id = :a AND remaining > 0 AND expire_time <= :now ORDER BY expire_time, lot"
+            "WHERE account_id = :a AND spendable AND expire_time <= :now ORDER BY expire_time, lot"
         ),
         {"a": account_id, "now": now},
     )
@@ -247,7 +247,7 @@ async def lapsed_lots(session: AsyncSession, account_id: uuid.UUID, now: datetim
 async def accounts_with_lapsed_lots(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
     """Accounts holding points past their lapse time."""
     rows = await session.execute(
-        text("SELECT DISTINCT account_id FROM point_lots WHERE remaining > 0 AND expire_time <= :now LIMIT :limit"),
+        text("SELECT DISTINCT account_id FROM point_lots WHERE spendable AND expire_time <= :now LIMIT :limit"),
         {"now": now, "limit": limit},
     )
     return [row.account_id for row in rows]
@@ -258,7 +258,7 @@ async def expiring_points(session: AsyncSession, account_id: uuid.UUID, until: d
     rows = await session.execute(
         text(
             "SELECT date_trunc('day', expire_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day, "
-            "sum(remaining) AS points FROM point_lots WHERE account_id = :a AND remaining > 0 "
+            "sum(remaining) AS points FROM point_lots WHERE account_id = :a AND spendable "
             "AND expire_time < :until GROUP BY 1 ORDER BY 1"
         ),
         {"a": account_id, "until": until},
