@@ -42,6 +42,15 @@ async def open_accounts(address: str, count: int) -> None:
             )
 
 
+async def started_workers(service: ServiceProcess, count: int) -> list[psutil.Process]:
+    """The worker processes the service's first process started, once there are `count` of them."""
+    first = psutil.Process(service.process.pid)
+    async with asyncio.timeout(20):
+        while len(first.children()) < count:
+            await asyncio.sleep(0.05)
+    return first.children()
+
+
 @pytest.fixture
 def loyalty_url(postgres: PostgresCluster, worker_id: str) -> str:
     url = postgres.ensure_database(f"loyalty_workers_{worker_id}")
@@ -68,11 +77,7 @@ async def test_workers_share_the_port_and_stop_with_the_first_process(loyalty_ur
         service = start_with_workers(loyalty_url, port, tmp_path)
         try:
             await wait_until_serving(service, LOYALTY_SERVICE)
-            first = psutil.Process(service.process.pid)
-            async with asyncio.timeout(20):
-                while len(first.children()) < 2:
-                    await asyncio.sleep(0.05)
-            workers = first.children()
+            workers = await started_workers(service, 2)
             await open_accounts(service.address, 30)
             workers[0].kill()  # a worker dies: the others keep serving on the port
             await open_accounts(service.address, 10)
@@ -87,11 +92,7 @@ async def test_workers_stop_by_themselves_when_the_first_process_is_killed(loyal
         service = start_with_workers(loyalty_url, port, tmp_path)
         try:
             await wait_until_serving(service, LOYALTY_SERVICE)
-            first = psutil.Process(service.process.pid)
-            async with asyncio.timeout(20):
-                while len(first.children()) < 2:
-                    await asyncio.sleep(0.05)
-            workers = first.children()
+            workers = await started_workers(service, 2)
             service.process.kill()
             service.process.wait(10)
             gone, alive = await asyncio.to_thread(psutil.wait_procs, workers, 20)

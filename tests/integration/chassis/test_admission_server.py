@@ -71,13 +71,8 @@ class HeldServer:
         return task
 
 
-ROLES = {"service behind the gateway": (True, "x-crm-caller-subject"), "gateway": (False, "x-crm-user")}
-
-
-@pytest.fixture(params=list(ROLES))
-async def server(request: pytest.FixtureRequest) -> AsyncIterator[HeldServer]:
-    trust_caller_metadata, caller_key = ROLES[request.param]
-    held = HeldCalls()
+def held_calls_server(held: HeldCalls, *, trust_caller_metadata: bool) -> ServiceServer:
+    """A chassis server of one held method that admits one call at a time and queues three."""
     settings = ServerSettings(
         address="127.0.0.1:0",
         max_concurrent_rpcs=1,
@@ -88,7 +83,7 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[HeldServer]:
         shutdown_drain_seconds=0,
         shutdown_grace_seconds=1,
     )
-    built: ServiceServer = build_server(
+    return build_server(
         settings=settings,
         error_domain="test.crm",
         service_names=[SERVICE],
@@ -97,6 +92,16 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[HeldServer]:
         ),
         trust_caller_metadata=trust_caller_metadata,
     )
+
+
+ROLES = {"service behind the gateway": (True, "x-crm-caller-subject"), "gateway": (False, "x-crm-user")}
+
+
+@pytest.fixture(params=list(ROLES))
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[HeldServer]:
+    trust_caller_metadata, caller_key = ROLES[request.param]
+    held = HeldCalls()
+    built = held_calls_server(held, trust_caller_metadata=trust_caller_metadata)
     await built.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{built.port}") as channel:
@@ -184,23 +189,7 @@ async def test_a_call_whose_deadline_is_too_short_is_refused_before_its_handler_
 
 async def test_at_the_gateway_a_caller_naming_itself_anew_in_each_call_gets_no_extra_share():
     held = HeldCalls()
-    settings = ServerSettings(
-        address="127.0.0.1:0",
-        max_concurrent_rpcs=1,
-        max_queued_rpcs=3,
-        max_queue_wait_seconds=60,
-        shutdown_drain_seconds=0,
-        shutdown_grace_seconds=1,
-    )
-    gateway = build_server(
-        settings=settings,
-        error_domain="test.crm",
-        service_names=[SERVICE],
-        register=lambda grpc_server: grpc_server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(SERVICE, {"Hold": grpc.unary_unary_rpc_method_handler(held.hold)})]
-        ),
-        trust_caller_metadata=False,
-    )
+    gateway = held_calls_server(held, trust_caller_metadata=False)
     await gateway.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
