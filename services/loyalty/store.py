@@ -490,10 +490,11 @@ async def flows(session: AsyncSession, start: datetime, end: datetime) -> Flows:
 
 async def holdings(session: AsyncSession) -> tuple[int, dict[str, int], int]:
     """Points held now (available and reserved) by every account, open accounts per tier, and the
-    number of open accounts."""
-    outstanding = await session.scalar(text("SELECT coalesce(sum(balance + reserved), 0) FROM accounts"))
+    number of open accounts: sums of the counters the accounts' trigger keeps (migration 0006), a
+    fixed number of rows however many accounts there are."""
+    outstanding = await session.scalar(text("SELECT coalesce(sum(points), 0) FROM points_held"))
     rows = await session.execute(
-        text("SELECT tier, count(*) AS accounts FROM accounts WHERE state = 'ACTIVE' GROUP BY tier")
+        text("SELECT tier, sum(accounts) AS accounts FROM tier_members GROUP BY tier HAVING sum(accounts) > 0")
     )
     per_tier = {row.tier: int(row.accounts) for row in rows}
     return int(outstanding or 0), per_tier, sum(per_tier.values())

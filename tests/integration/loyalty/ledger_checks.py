@@ -72,3 +72,23 @@ async def qualifying_state(engine: AsyncEngine, account_name: str) -> tuple[int,
             )
         ).one()
     return row.qualifying_points, row.in_lots
+
+
+async def holdings_state(engine: AsyncEngine) -> tuple[tuple[int, dict[str, int]], tuple[int, dict[str, int]]]:
+    """The program's holdings as the counters keep them and as every account adds up to: points held
+    and open accounts per tier. The two must always be equal."""
+    async with engine.connect() as connection:
+        counted_points = (await connection.execute(text("SELECT coalesce(sum(points), 0) FROM points_held"))).scalar()
+        scanned_points = (
+            await connection.execute(text("SELECT coalesce(sum(balance + reserved), 0) FROM accounts"))
+        ).scalar()
+        counted_tiers = await connection.execute(
+            text("SELECT tier, sum(accounts) AS n FROM tier_members GROUP BY tier HAVING sum(accounts) > 0")
+        )
+        scanned_tiers = await connection.execute(
+            text("SELECT tier, count(*) AS n FROM accounts WHERE state = 'ACTIVE' GROUP BY tier")
+        )
+        return (
+            (int(counted_points or 0), {row.tier: int(row.n) for row in counted_tiers}),
+            (int(scanned_points or 0), {row.tier: int(row.n) for row in scanned_tiers}),
+        )

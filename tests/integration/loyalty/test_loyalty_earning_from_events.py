@@ -30,6 +30,7 @@ from services.customer.usage.publisher import fold_pending, publish_changed_mont
 from services.loyalty import earning
 from tests.event_support import feed_end, read_feed, unpack
 from tests.integration.loyalty.conftest import ProgramChange
+from tests.integration.loyalty.ledger_checks import holdings_state
 from tests.support import bill_and_pay, create_request, failure, line, person, proto_day, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]
@@ -321,6 +322,8 @@ async def test_erasure_closes_the_account_blanks_its_reasons_and_keeps_its_numbe
             )
         ).one()
     assert (facts.segments, facts.regions, facts.tenure_start) == ([], [], None)
+    counted, scanned = await holdings_state(loyalty_engine)
+    assert counted == scanned
 
 
 async def test_a_closed_account_refuses_points_from_the_api(

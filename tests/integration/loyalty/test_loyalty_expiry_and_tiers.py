@@ -19,7 +19,7 @@ from chassis.clock import ManualClock
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from tests.integration.loyalty.conftest import ProgramChange
-from tests.integration.loyalty.ledger_checks import ledger_state
+from tests.integration.loyalty.ledger_checks import holdings_state, ledger_state
 from tests.support import failure, request_id
 
 ProgramChanged = Callable[[ProgramChange], AbstractAsyncContextManager[program_pb2.Program]]
@@ -256,7 +256,10 @@ async def test_a_stale_or_broken_program_is_refused_and_changes_nothing(
 
 
 async def test_the_program_figures_show_liability_flows_tiers_and_redemption_rate(
-    loyalty_stub: LoyaltyServiceStub, loyalty_clock: ManualClock, program_changed: ProgramChanged
+    loyalty_stub: LoyaltyServiceStub,
+    loyalty_clock: ManualClock,
+    program_changed: ProgramChanged,
+    loyalty_engine: AsyncEngine,
 ):
     # What earlier tests left to lapse within a second lapses first, so the figures count this test's alone.
     loyalty_clock.advance(timedelta(seconds=1))
@@ -289,3 +292,5 @@ async def test_the_program_figures_show_liability_flows_tiers_and_redemption_rat
     assert list(tiers_after) == ["bronze", "silver", "gold", "platinum"]
     assert tiers_after["silver"] - tiers_before["silver"] == 1
     assert tiers_after["bronze"] - tiers_before["bronze"] == 1
+    counted, scanned = await holdings_state(loyalty_engine)
+    assert counted == scanned

@@ -26,7 +26,7 @@ from chassis.clock import ManualClock
 from chassis.status import from_rpc_error
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, program_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from tests.integration.loyalty.ledger_checks import ledger_state, lot_remainders, qualifying_state
+from tests.integration.loyalty.ledger_checks import holdings_state, ledger_state, lot_remainders, qualifying_state
 from tests.support import request_id
 
 T = TypeVar("T")
@@ -318,6 +318,8 @@ def machine_against(
             assert tiers.qualifying_points == self.model.qualifying
             running_total, in_lots = call(lambda: qualifying_state(engine, self.account))
             assert running_total == in_lots
+            counted, scanned = call(lambda: holdings_state(engine))
+            assert counted == scanned
 
     return ServiceLedgerMachine
 
