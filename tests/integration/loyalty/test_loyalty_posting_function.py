@@ -145,6 +145,7 @@ OTHER_ACCOUNTS = 20_000
 # Tables that grow with the ledger's history; a request may only reach into them through an index.
 HISTORY_TABLES = ("accounts", "ledger_entries", "point_lots", "lot_draws", "idempotency_keys", "outbox")
 MAX_ROWS_PER_NODE = 20
+HOLDINGS_SLOTS = 1024
 AUTO_EXPLAIN = {
     "session_preload_libraries": "auto_explain",
     "auto_explain.log_min_duration": "0",
@@ -286,3 +287,20 @@ async def test_tier_reads_and_reversal_draws_on_a_long_history_read_few_rows_and
     plans = await _logged_plans(database, read_and_draw())
     print("\n\n".join(plans))
     _assert_bounded(plans)
+
+
+async def test_the_program_holdings_are_read_from_a_fixed_number_of_counters_not_from_the_accounts(
+    long_history: tuple[Database, uuid.UUID],
+):
+    database, _ = long_history
+
+    async def read_holdings() -> None:
+        async with database.transaction() as session:
+            outstanding, per_tier, _ = await store.holdings(session)
+        assert outstanding >= 10 * LOTS and per_tier["bronze"] >= OTHER_ACCOUNTS
+
+    plans = await _logged_plans(database, read_holdings())
+    print("\n\n".join(plans))
+    assert plans and not any("on accounts" in plan for plan in plans)
+    rows = [float(n) for plan in plans for n in re.findall(r"actual rows=([\d.]+)", plan)]
+    assert max(rows) <= HOLDINGS_SLOTS, plans
