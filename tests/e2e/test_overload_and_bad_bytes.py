@@ -236,6 +236,19 @@ def record_of(line: str) -> dict[str, object]:
     return record if isinstance(record, dict) else {"message": line}
 
 
+async def settled_rows(database_url: str, timeout_seconds: float = 30.0) -> dict[str, int]:
+    """Rows of every table once the service's background work (segment evaluation announcing the
+    customers earlier tests created) has settled: two counts a second apart agree."""
+    counts = await count_rows(database_url)
+    async with asyncio.timeout(timeout_seconds):
+        while True:
+            await asyncio.sleep(1.0)
+            again = await count_rows(database_url)
+            if again == counts:
+                return counts
+            counts = again
+
+
 async def count_rows(database_url: str) -> dict[str, int]:
     """Rows of every table of a service's database."""
     engine = create_async_engine(async_url(database_url))
@@ -602,7 +615,7 @@ async def bad_bytes_sent(system: System) -> BadBytesRun:
     databases = {"customer": system.customer_database_url, "loyalty": system.loyalty_database_url}
     processes = {"customer": system.customer, "loyalty": system.loyalty, "gateway": system.gateway}
     channels = {name: grpc.aio.insecure_channel(process.address) for name, process in processes.items()}
-    rows_before = {name: await count_rows(url) for name, url in databases.items()}
+    rows_before = {name: await settled_rows(url) for name, url in databases.items()}
     logs = {name: LogCursor(process.log_path) for name, process in processes.items()}
     answers = {}
     try:
