@@ -95,6 +95,9 @@ async def fold_chunk(session: AsyncSession) -> int:
     """
     connection = await raw_connection(session)
     await connection.execute("SELECT pg_advisory_xact_lock(hashtext('usage-folder'))")
+    # The chunk is read in fold order from the partitions' indexes, merged, not by sorting every pending
+    # record: without fresh statistics the planner takes a backlog of any size for a few rows.
+    await connection.execute("SET LOCAL enable_sort = off")
     [state] = await connection.fetch(
         "SELECT done_below::text AS done_below, after_xid::text AS after_xid, after_seq, "
         "pg_snapshot_xmin(pg_current_snapshot())::text AS horizon FROM usage_fold_state WHERE id = 1"

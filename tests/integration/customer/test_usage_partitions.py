@@ -78,10 +78,12 @@ async def test_the_service_makes_partitions_ahead_as_its_clock_moves(postgres: P
     engine = create_async_engine(async_url(url))
     await server.start()
     try:
+        first_daily = clock.now().date() + timedelta(days=1)
         later = clock.advance(timedelta(days=10)).date()
-        ahead = day_names(later, later + timedelta(days=SETTINGS.partitions_ahead_days))
+        # The days ahead of the new today, and every kept day since the migration's own partitions.
+        wanted = day_names(first_daily, later + timedelta(days=SETTINGS.partitions_ahead_days))
         async with asyncio.timeout(20):
-            while not ahead <= await partition_days(engine):
+            while not wanted <= await partition_days(engine):
                 await asyncio.sleep(0.05)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             customers = CustomerServiceStub(channel)
@@ -92,7 +94,6 @@ async def test_the_service_makes_partitions_ahead_as_its_clock_moves(postgres: P
                 ),
                 timeout=5,
             )
-            # Every kept day between the migration's partitions and the new today has one too.
             late = later - timedelta(days=5)
             reply = await ingest(UsageServiceStub(channel), [record(subscription.msisdn, d) for d in (later, late)])
         assert (reply.accepted, reply.rejected) == (2, 0)
