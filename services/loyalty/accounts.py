@@ -188,7 +188,7 @@ async def review_tier(
     account = await store.lock_account(session, account_id)
     if account is None or account.tier_review_time is None or account.tier_review_time > now:
         return False, False
-    qualifying = await store.move_qualifying_window(session, account_id, now - program.qualification_window)
+    qualifying = await store.move_qualifying_window(session, account_id, now - program.qualification_window, now)
     qualified = program.qualified_tier(qualifying)
     held = program.tier(account.tier)
     review_time = None if qualified.id == program.lowest_tier.id else now + program.tier_review_period
@@ -238,7 +238,7 @@ async def tier_status(session: AsyncSession, account_id: uuid.UUID, now: datetim
     account = await get_account(session, account_id)
     program = await current_program(session)
     window_start = now - program.qualification_window
-    qualifying = await store.qualifying_points(session, account_id, window_start)
+    qualifying = await store.qualifying_points(session, account_id, window_start, now)
     held = program.tier(account.tier)
     upper = program.next_tier(held.id)
     return TierView(
@@ -308,7 +308,7 @@ async def _debit_behind(session: AsyncSession, spending: Entry) -> int:
 async def _raise_tier(session: AsyncSession, posted: Posted, program: Program, now: datetime) -> None:
     """Upgrades at once when the earned points reach a higher tier; lowering waits for the review."""
     account = posted.account
-    qualifying = await store.move_qualifying_window(session, account.id, now - program.qualification_window)
+    qualifying = await store.move_qualifying_window(session, account.id, now - program.qualification_window, now)
     qualified = program.qualified_tier(qualifying)
     if program.rank(qualified.id) <= program.rank(account.tier):
         return

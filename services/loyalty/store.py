@@ -210,24 +210,24 @@ async def stop_qualifying(session: AsyncSession, account_id: uuid.UUID, lot: int
     )
 
 
-async def qualifying_points(session: AsyncSession, account_id: uuid.UUID, since: datetime) -> int:
-    """Points earned since `since` that count towards tiers, from the account's running total and the
-    lots between its window's start and `since`."""
+async def qualifying_points(session: AsyncSession, account_id: uuid.UUID, since: datetime, now: datetime) -> int:
+    """Points earned since `since` (the start of a window ending `now`) that count towards tiers, read
+    from the account's running total or from the window's lots, whichever reads less."""
     value = await session.scalar(
-        text("SELECT account_qualifying_points(:a, :since)"), {"a": account_id, "since": since}
+        text("SELECT account_qualifying_points(:a, :since, :now)"), {"a": account_id, "since": since, "now": now}
     )
     return int(value or 0)
 
 
-async def move_qualifying_window(session: AsyncSession, account_id: uuid.UUID, since: datetime) -> int:
-    """Moves the locked account's qualification window to start at `since` (subtracting or adding
-    back only the lots it passes) and returns the points earned since then that count towards tiers."""
+async def move_qualifying_window(session: AsyncSession, account_id: uuid.UUID, since: datetime, now: datetime) -> int:
+    """Moves the locked account's qualification window to start at `since` (the start of a window ending
+    `now`) and returns the points earned since then that count towards tiers."""
     value = await session.scalar(
         text(
-            "UPDATE accounts SET qualifying_points = account_qualifying_points(id, :since), qualifying_since = :since "
-            "WHERE id = :a RETURNING qualifying_points"
+            "UPDATE accounts SET qualifying_points = account_qualifying_points(id, :since, :now), "
+            "qualifying_since = :since WHERE id = :a RETURNING qualifying_points"
         ),
-        {"a": account_id, "since": since},
+        {"a": account_id, "since": since, "now": now},
     )
     return int(value or 0)
 

@@ -23,6 +23,7 @@ from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from services.loyalty import ledger, store
 from services.loyalty.app import LOYALTY
 from services.loyalty.points_postings import PointsPoster
+from services.loyalty.program_rules import DEFAULT_PROGRAM
 from services.loyalty.settings import LoyaltySettings
 from tests.integration.loyalty.conftest import ProgramChange
 from tests.integration.loyalty.test_loyalty_expiry_and_tiers import ProgramChanged, earn, open_account, redeem
@@ -146,6 +147,8 @@ OTHER_ACCOUNTS = 20_000
 HISTORY_TABLES = ("accounts", "ledger_entries", "point_lots", "lot_draws", "idempotency_keys", "outbox")
 MAX_ROWS_PER_NODE = 20
 HOLDINGS_SLOTS = 1024
+# One window of lots: a thousand seeded, and the few the tests of this module post.
+LOTS_PER_WINDOW = 1020
 AUTO_EXPLAIN = {
     "session_preload_libraries": "auto_explain",
     "auto_explain.log_min_duration": "0",
@@ -279,9 +282,10 @@ async def test_tier_reads_and_reversal_draws_on_a_long_history_read_few_rows_and
     database, account = long_history
 
     async def read_and_draw() -> None:
+        now = datetime.now(UTC)
         async with database.transaction() as session:
-            await store.qualifying_points(session, account, datetime.now(UTC) - timedelta(days=365))
-            await store.move_qualifying_window(session, account, datetime.now(UTC) - timedelta(days=365))
+            await store.qualifying_points(session, account, now - timedelta(days=365), now)
+            await store.move_qualifying_window(session, account, now - timedelta(days=365), now)
             await store.spendable_lots(session, account, 35, first=LOTS // 2)
 
     plans = await _logged_plans(database, read_and_draw())
@@ -297,10 +301,39 @@ async def test_the_program_holdings_are_read_from_a_fixed_number_of_counters_not
     async def read_holdings() -> None:
         async with database.transaction() as session:
             outstanding, per_tier, _ = await store.holdings(session)
-        assert outstanding >= 10 * LOTS and per_tier["bronze"] >= OTHER_ACCOUNTS
+        assert outstanding > 9 * LOTS and per_tier["bronze"] >= OTHER_ACCOUNTS
 
     plans = await _logged_plans(database, read_holdings())
     print("\n\n".join(plans))
     assert plans and not any("on accounts" in plan for plan in plans)
     rows = [float(n) for plan in plans for n in re.findall(r"actual rows=([\d.]+)", plan)]
-    assert max(rows) <= HOLDINGS_SLOTS, plans
+    # At most a counter per slot and tier, whatever the number of accounts.
+    assert max(rows) <= HOLDINGS_SLOTS * len(DEFAULT_PROGRAM.tiers), plans
+
+
+async def test_an_account_idle_for_years_reads_no_more_than_one_window_of_lots_for_its_tier(
+    long_history: tuple[Database, uuid.UUID],
+):
+    database, account = long_history
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        # As if its running total had last moved nine years ago (or never, before the totals began).
+        await store.move_qualifying_window(session, account, now - timedelta(days=9 * 365), now)
+    poster = PointsPoster(database)
+
+    async def read_then_earn() -> None:
+        async with database.transaction() as session:
+            await store.qualifying_points(session, account, now - timedelta(days=365), now)
+        earning = loyalty_service_pb2.EarnPointsRequest(
+            account=f"accounts/{account}", points=10, reason="usage", request_id=request_id()
+        )
+        await poster.post(earning, account, ledger.earning(10, "usage"), now)
+
+    plans = await _logged_plans(database, read_then_earn())
+    print("\n\n".join(plans))
+    # One window of a lot every 8.76 hours: a thousand lots, not the nine thousand before them.
+    for plan in plans:
+        for table in HISTORY_TABLES:
+            assert f"Seq Scan on {table}" not in plan, plan
+        rows = [float(n) for n in re.findall(r"actual rows=([\d.]+)", plan)]
+        assert all(n <= LOTS_PER_WINDOW for n in rows), plan
