@@ -107,14 +107,14 @@ class Database:
             self.reachability.lost()
             raise Unavailable("DATABASE_UNAVAILABLE", "the database cannot be reached") from error
         except PostgresError as error:
-            # A connection refused with the server's own answer (starting up, shutting down, none
-            # free), which the driver raises before SQLAlchemy could wrap it.
-            if error.sqlstate not in _UNAVAILABLE_SQLSTATES:
+            # Raised by the driver itself, unwrapped: a connection refused with the server's own answer
+            # (starting up, shutting down, none free), or a statement run on the raw driver connection.
+            found = _translate_sqlstate(error.sqlstate, getattr(error, "constraint_name", None), connection_lost=False)
+            if found is None:
                 raise
-            reason, message = _UNAVAILABLE_SQLSTATES[error.sqlstate]
-            if reason in UNREACHABLE_REASONS:
+            if isinstance(found, Unavailable) and found.reason in UNREACHABLE_REASONS:
                 self.reachability.lost()
-            raise Unavailable(reason, message) from error
+            raise found from error
         except PoolTimeout as error:
             raise Unavailable("DATABASE_BUSY", "no database connection became free in time") from error
         self.reachability.regained()
