@@ -1,12 +1,12 @@
 """Earnings, goodwill and redemptions asked for through the API, each written by one database statement.
 
-The database function `post_points` (migration 0004) does for these postings what `accounts.record`
-does for the others (lock the account, write the entry and the new balance, open a lot or draw on
-the lots that lapse soonest, raise the tier, announce the entry), together with the request id's
-claim and stored answer, in one round trip and one transaction, with nothing waited for in the
-service while the account is locked. The service decides all it can without the account: the
-checked posting, its lifetime changes, the program's terms (cached per version; the function
-refuses terms of another version), and the messages but for the numbers the database adds.
+The database function `post_points` (migration 0004, last rewritten by 0008) does for these postings
+what `accounts.record` does for the others (lock the account, write the entry and the new balance,
+open a lot or draw on the lots that lapse soonest, raise the tier, announce the entry), together
+with the request id's claim and stored answer, in one round trip and one transaction, with nothing
+waited for in the service while the account is locked. The service decides all it can without the
+account: the checked posting, its lifetime changes, the program's terms (cached per version; the
+function refuses terms of another version), and the messages but for the numbers the database adds.
 """
 
 import uuid

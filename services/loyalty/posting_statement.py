@@ -1,6 +1,6 @@
 """The one statement that writes an earning, goodwill or redemption asked for through the API: a call
-of the database function `post_points` (migration 0004), its arguments in the function's order, and
-what it answers."""
+of the database function `post_points` (written by migration 0004, last rewritten by 0008), its
+arguments in the function's order, and what it answers."""
 
 import uuid
 from datetime import datetime
