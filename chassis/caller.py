@@ -12,6 +12,7 @@ CALLER_METADATA_PREFIX = "x-crm-caller-"
 SUBJECT_KEY = "x-crm-caller-subject"
 KIND_KEY = "x-crm-caller-kind"
 TENANT_KEY = "x-crm-caller-tenant"
+ROLES_KEY = "x-crm-caller-roles"
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,16 @@ class Caller:
     """employee, retailer, customer or service."""
     tenant: str = ""
     """The retail chain a retailer caller belongs to; empty otherwise."""
+    roles: tuple[str, ...] = ()
+    """An employee's roles (agent, supervisor, ...); empty for other kinds."""
 
     def to_metadata(self) -> list[tuple[str, str]]:
         """The metadata entries that carry this caller to a backend."""
         entries = [(SUBJECT_KEY, self.subject), (KIND_KEY, self.kind)]
         if self.tenant:
             entries.append((TENANT_KEY, self.tenant))
+        if self.roles:
+            entries.append((ROLES_KEY, ",".join(self.roles)))
         return entries
 
 
@@ -46,10 +51,12 @@ def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
         return ANONYMOUS
     kind = values.get(KIND_KEY)
     tenant = values.get(TENANT_KEY)
+    roles = values.get(ROLES_KEY)
     return Caller(
         subject=subject,
         kind=kind if isinstance(kind, str) and kind else "service",
         tenant=tenant if isinstance(tenant, str) else "",
+        roles=tuple(role for role in roles.split(",") if role) if isinstance(roles, str) else (),
     )
 
 

@@ -63,7 +63,13 @@ class Unauthenticated(DomainError):
 
 
 class ResourceExhausted(DomainError):
-    """A quota or rate limit was hit."""
+    """A quota or rate limit was hit; `retry_after_seconds` says when trying again can succeed."""
+
+    def __init__(
+        self, reason: str, message: str, metadata: dict[str, str] | None = None, *, retry_after_seconds: float = 0.0
+    ) -> None:
+        super().__init__(reason, message, metadata or {})
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(DomainError):

@@ -20,6 +20,7 @@ from opentelemetry import metrics
 from chassis.admission import Admission
 from chassis.caller import SUBJECT_KEY, caller_from_metadata, current_caller, set_current_caller
 from chassis.errors import DomainError, InvalidArgument
+from chassis.guard import CallGuard, GuardedCall
 from chassis.status import STATUS_DETAILS_KEY, grpc_code, to_status
 
 access_log = logging.getLogger("crm.access")
@@ -56,12 +57,18 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
     """Admits, decodes, binds the caller, maps domain errors to google.rpc.Status, logs and measures."""
 
     def __init__(
-        self, error_domain: str, *, admission: Admission | None = None, trust_caller_metadata: bool = True
+        self,
+        error_domain: str,
+        *,
+        admission: Admission | None = None,
+        trust_caller_metadata: bool = True,
+        guard: CallGuard | None = None,
     ) -> None:
         self._error_domain = error_domain
         self._admission = admission
         # Only servers behind the gateway believe caller metadata; the gateway sets it itself.
         self._trust_caller_metadata = trust_caller_metadata
+        self._guard = guard
 
     async def intercept_service(
         self,
@@ -106,17 +113,21 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         async def serve(request: Any, context: Context) -> Any:
             started = self._begin(context)
             holds_slot = False
+            guarded: GuardedCall | None = None
             try:
+                if self._guard is not None:
+                    guarded = await self._guard.admit(method, request if isinstance(request, bytes) else None, context)
                 if admission is not None:
                     await admission.admit(self._fairness_key(context), context.time_remaining())
                     holds_slot = True
-                return await behaviour(decode(request, method), context)
+                response = await behaviour(decode(request, method), context)
+                return response if guarded is None else guarded.respond(response)
             except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
                 await self._abort(method, error, context)
             finally:
                 if admission is not None and holds_slot:
                     admission.release()
-                self._finish(method, started, context)
+                self._finish(method, started, context, guarded)
 
         return serve
 
@@ -126,14 +137,17 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
             started = self._begin(context)
             holds_slot = False
+            guarded: GuardedCall | None = None
             try:
+                if self._guard is not None:
+                    guarded = await self._guard.admit(method, request if isinstance(request, bytes) else None, context)
                 if admission is not None:
                     await admission.admit(self._fairness_key(context), context.time_remaining())
                     holds_slot = True
                 responses = behaviour(decode(request, method), context)
                 if inspect.isasyncgen(responses):
                     async for response in responses:
-                        yield response
+                        yield response if guarded is None else guarded.respond(response)
                 else:
                     # A handler may also write its stream with context.write() and return nothing.
                     await responses
@@ -142,7 +156,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if admission is not None and holds_slot:
                     admission.release()
-                self._finish(method, started, context)
+                self._finish(method, started, context, guarded)
 
         return serve
 
@@ -152,6 +166,10 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         return time.perf_counter()
 
     def _fairness_key(self, context: Context) -> str:
+        if self._guard is not None:
+            # The guard has established the caller: shares count by who they proved to be.
+            caller = current_caller()
+            return hashlib.blake2b(f"{caller.kind}:{caller.subject}".encode(), digest_size=8).hexdigest()
         return _fairness_key(context, _TRUSTED_FAIRNESS_KEYS if self._trust_caller_metadata else _CLAIMED_FAIRNESS_KEYS)
 
     async def _abort(self, method: str, error: Exception, context: Context) -> None:
@@ -168,8 +186,10 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(code, status.details, trailing_metadata=((STATUS_DETAILS_KEY, details),))
 
     @staticmethod
-    def _finish(method: str, started: float, context: Context) -> None:
+    def _finish(method: str, started: float, context: Context, guarded: GuardedCall | None) -> None:
         final_code = _code_of(context) or grpc.StatusCode.OK
+        if guarded is not None:
+            guarded.finish(final_code)
         elapsed_ms = (time.perf_counter() - started) * 1000
         _duration.record(elapsed_ms, {"rpc.method": method, "rpc.grpc.status_code": final_code.name})
         access_log.info(

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chassis.admission import Admission, AdmissionLimits
+from chassis.guard import CallGuard
 from chassis.interceptors import ServiceCallInterceptor
 from chassis.logs import configure_logging
 from chassis.settings import ServerSettings, SettingsError
@@ -53,6 +54,8 @@ class ServiceServer:
     server: grpc.aio.Server
     port: int
     service_names: Sequence[str]
+    more_ports: Mapping[str, int]
+    """The port each further listener bound, by its name (e.g. the gateway's `partner_port`)."""
     health: health.aio.HealthServicer
     readiness: Readiness
     settings: ServerSettings
@@ -77,7 +80,7 @@ class ServiceServer:
         self._watch = asyncio.create_task(self._watch_readiness(), name="readiness")
         for start_background_work in self.on_start:
             start_background_work()
-        log.info("listening", extra={"port": self.port, "services": list(self.service_names)})
+        log.info("listening", extra={"port": self.port, **self.more_ports, "services": list(self.service_names)})
 
     async def stop(self) -> None:
         """Reports NOT_SERVING for the drain period while still serving, then stops accepting, lets
@@ -149,12 +152,18 @@ def build_server(
     readiness: Readiness = always_ready,
     readiness_interval_seconds: float = 2.0,
     trust_caller_metadata: bool = True,
+    guard: CallGuard | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    more_listeners: Mapping[str, tuple[str, grpc.ServerCredentials | None]] | None = None,
 ) -> ServiceServer:
     """A server with the chassis' health, reflection, limits and interceptors, bound but not started.
 
     `register` adds the service's own servicers (or generic handlers); `service_names` are the full
     names they serve, for health and reflection. Only servers behind the gateway trust caller
-    metadata (`trust_caller_metadata`); the gateway itself does not.
+    metadata (`trust_caller_metadata`); the gateway itself does not, and checks every call with its
+    `guard` instead. With `credentials` the main address serves TLS; `more_listeners` are further
+    named addresses with their own credentials (the gateway's partner port, which requires client
+    certificates).
     """
     admission = Admission(
         AdmissionLimits(
@@ -167,7 +176,9 @@ def build_server(
     server = grpc.aio.server(
         interceptors=[
             *server_interceptors(),
-            ServiceCallInterceptor(error_domain, admission=admission, trust_caller_metadata=trust_caller_metadata),
+            ServiceCallInterceptor(
+                error_domain, admission=admission, trust_caller_metadata=trust_caller_metadata, guard=guard
+            ),
         ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -182,22 +193,32 @@ def build_server(
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     if settings.workers > 1 and settings.address.endswith(":0"):
         raise ListenError(f"cannot listen on {settings.address}: {settings.workers} workers need a fixed port")
-    try:
-        port = server.add_insecure_port(settings.address)
-    except RuntimeError:
-        # SO_REUSEPORT is off, so a port another process holds is refused here instead of shared.
-        raise ListenError(f"cannot listen on {settings.address}: the port is taken or the host is not local") from None
-    if port == 0:
-        raise ListenError(f"cannot listen on {settings.address}")
+    port = _listen(server, settings.address, credentials)
+    more_ports = {name: _listen(server, address, more) for name, (address, more) in (more_listeners or {}).items()}
     return ServiceServer(
         server=server,
         port=port,
+        more_ports=more_ports,
         service_names=service_names,
         health=health_servicer,
         readiness=readiness,
         settings=settings,
         readiness_interval_seconds=readiness_interval_seconds,
     )
+
+
+def _listen(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:
+        # SO_REUSEPORT is off, so a port another process holds is refused here instead of shared.
+        raise ListenError(f"cannot listen on {address}: the port is taken or the host is not local") from None
+    if port == 0:
+        raise ListenError(f"cannot listen on {address}")
+    return port
 
 
 def run_process(service_name: str, main: Callable[[], Coroutine[object, object, None]]) -> None:

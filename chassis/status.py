@@ -5,11 +5,12 @@ bad input, a `BadRequest` with field violations. Clients turn a failed call back
 `DomainError`, so code on both sides branches on `reason`, not on message text.
 """
 
+import datetime
 from collections.abc import Iterable
 from typing import Protocol
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -66,6 +67,10 @@ def to_status(error: DomainError, domain: str) -> grpc.Status:
             ]
         )
         details.append(_pack(bad_request))
+    if isinstance(error, ResourceExhausted) and error.retry_after_seconds > 0:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(datetime.timedelta(seconds=error.retry_after_seconds))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
@@ -116,7 +121,9 @@ def status_of(error: FailedCall) -> status_pb2.Status | None:
     return None
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _pack(
+    message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest | error_details_pb2.RetryInfo,
+) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed

@@ -1,35 +1,322 @@
-"""Who a caller is and what they may call: the checks that sit in front of every forwarded method.
+"""The gateway's guard: every call is authenticated, rate limited and authorised here, once, before
+any handler runs (forwarded or the gateway's own), and every mutation and denial is audited.
 
-Authentication here is the development scheme (a caller names itself in `x-crm-user`); a real
-scheme (tokens for employees and customers, client certificates for retail chains) replaces
-`authenticate` without touching the forwarder. Only allow-listed client metadata is passed on, so
-caller-identity keys that a client sends itself never reach a backend.
+Order: health is open (probes); anything else needs TLS and a proven caller (UNAUTHENTICATED),
+then its caller's rate (RESOURCE_EXHAUSTED with RetryInfo), then the policy: the method for the
+caller's kind and roles (function level), the resource for its owner (object level: a customer's
+own, a partner's customers) and the fields (property level: what a customer may change, what a
+partner sees). Permission is decided before existence: a resource that is not the caller's is
+PERMISSION_DENIED whether or not it exists.
 """
 
-from collections.abc import Sequence
+import datetime
+from collections.abc import Mapping, Sequence
 
-from chassis.caller import Caller
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
 
-USER_KEY = "x-crm-user"
-# Client metadata a backend may see; everything else stays at the gateway.
+from chassis.caller import ANONYMOUS, Caller, set_current_caller
+from chassis.clock import Clock
+from chassis.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
+from chassis.status import grpc_code
+from crm.customer.v1 import customer_service_pb2
+from gateway.audit import AuditRecord, AuditTrail
+from gateway.identity import Authenticator, Credentials
+from gateway.owners import PartnerCustomers
+from gateway.policy import MethodRule, Policy, RetailerCheck
+from gateway.rate_limits import RateLimits
+from gateway.views import CustomerView, RetailerView, View
+
+# Client metadata a backend may see; everything else (any identity a client claims) stays here.
 FORWARDED_KEYS = frozenset({"accept-language"})
+HEALTH = "/grpc.health.v1.Health/"
+REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+_OWNED_COLLECTIONS = ("customers", "accounts")  # an account's id is its customer's
+_SEGMENTS = "crm.customer.v1.CustomerSegments"  # the one answer a customer sees less of
+_PHONE_LOOKUP_FIELDS = frozenset({"phone_number", "phone_region_code", "page_size", "page_token"})
+
+Context = grpc.aio.ServicerContext[object, object]
 Metadata = Sequence[tuple[str, str | bytes]]
-
-
-def authenticate(metadata: Metadata) -> Caller:
-    """The caller behind a request's metadata."""
-    for key, value in metadata:
-        if key == USER_KEY and isinstance(value, str) and value.strip():
-            return Caller(subject=value.strip(), kind="employee")
-    return Caller(subject="anonymous", kind="anonymous")
-
-
-def authorize(caller: Caller, method: str) -> None:
-    """Raises PermissionDenied when `caller` may not call `method`; every public method is open
-    to every caller until roles and tenants are configured."""
 
 
 def forwardable_metadata(metadata: Metadata, caller: Caller) -> list[tuple[str, str | bytes]]:
     """What the backend receives: the gateway's word on the caller, nothing a client claimed."""
     kept = [(key, value) for key, value in metadata if key in FORWARDED_KEYS]
     return [*kept, *caller.to_metadata()]
+
+
+class _OpenCall:
+    """A call the policy does not follow (health, reflection)."""
+
+    def respond(self, response: object) -> object:
+        return response
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        return None
+
+
+_OPEN = _OpenCall()
+
+
+class _AdmittedCall:
+    """A call the policy admitted: its answer is shaped for the caller, a mutation audited."""
+
+    def __init__(self, access: "Access", caller: Caller, rule: MethodRule, resource: str, view: View | None) -> None:
+        self._access = access
+        self._caller = caller
+        self._rule = rule
+        self._resource = resource
+        self._view = view
+
+    def respond(self, response: object) -> object:
+        if self._view is None or not isinstance(response, bytes):
+            return response
+        answer = self._access.response_message(self._rule.method, response)
+        if self._rule.retailer_check is RetailerCheck.PHONE_LOOKUP and self._caller.kind == "retailer":
+            self._access.presented_at_counter(self._caller, answer)
+        self._view(answer)
+        return answer.SerializeToString()
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        if self._rule.mutates:
+            self._access.audit(self._caller, self._rule.method, self._resource, code.name, "")
+
+
+class Access:
+    """The guard in front of every method of the gateway."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        policy: Policy,
+        methods: Mapping[str, MethodDescriptor],
+        partner_customers: PartnerCustomers,
+        rate_limits: RateLimits,
+        audit_trail: AuditTrail,
+        clock: Clock,
+    ) -> None:
+        self._authenticator = authenticator
+        self._policy = policy
+        self._partner_customers = partner_customers
+        self._rate_limits = rate_limits
+        self._audit_trail = audit_trail
+        self._clock = clock
+        self._requests = {path: message_factory.GetMessageClass(m.input_type) for path, m in methods.items()}
+        self._responses = {path: message_factory.GetMessageClass(m.output_type) for path, m in methods.items()}
+        self._retailer_view = RetailerView(policy).apply
+        self._customer_view = CustomerView(policy).apply
+
+    async def admit(self, method: str, request: bytes | None, context: Context) -> _OpenCall | _AdmittedCall:
+        """The admitted call; raises UNAUTHENTICATED, RESOURCE_EXHAUSTED or PERMISSION_DENIED (audited)."""
+        if method.startswith(HEALTH):
+            return _OPEN
+        caller, resource = ANONYMOUS, ""
+        try:
+            caller = self._authenticate(context)
+            set_current_caller(caller)
+            wait = self._rate_limits.wait_seconds(caller)
+            if wait > 0:
+                raise ResourceExhausted(
+                    "RATE_LIMITED",
+                    f"too many calls from this {caller.kind}; retry in {wait:.2f}s",
+                    {"retry_after_seconds": f"{wait:.3f}"},
+                    retry_after_seconds=wait,
+                )
+            if method.startswith(REFLECTION):
+                return self._reflection(caller)
+            rule = self._policy.methods.get(method)
+            if rule is None:
+                raise PermissionDenied("METHOD_NOT_IN_POLICY", f"{method} is not open to anyone", {"method": method})
+            message = (
+                self._decoded(method, request) if request is not None and self._needs_request(caller, rule) else None
+            )
+            resource = _text_at(message, rule.resource_field) if message is not None else ""
+            view = await self._authorize(caller, rule, message, resource)
+            return _AdmittedCall(self, caller, rule, resource, view)
+        except DomainError as refusal:
+            self.audit(caller, method, resource, grpc_code(refusal).name, refusal.reason)
+            raise
+
+    def response_message(self, method: str, response: bytes) -> Message:
+        """A backend's answer to `method`, parsed (only answers that are shaped for a caller are)."""
+        return self._responses[method].FromString(response)
+
+    def audit(self, caller: Caller, method: str, resource: str, outcome: str, reason: str) -> None:
+        """Records one mutation or denial: who, what, the outcome, the trace; nothing personal."""
+        span = trace.get_current_span().get_span_context()
+        self._audit_trail.record(
+            AuditRecord(
+                time=self._clock.now().astimezone(datetime.UTC),
+                subject=caller.subject if caller is not ANONYMOUS else "",
+                caller_kind=caller.kind,
+                roles=caller.roles,
+                tenant=caller.tenant,
+                method=method,
+                resource=resource,
+                outcome=outcome,
+                reason=reason,
+                trace_id=f"{span.trace_id:032x}" if span.is_valid else "",
+            )
+        )
+
+    def _authenticate(self, context: Context) -> Caller:
+        auth_context = context.auth_context()
+        if auth_context.get("transport_security_type") != [b"ssl"]:
+            # The plaintext probe port serves health only.
+            raise PermissionDenied("TLS_REQUIRED", "this address serves health checks only; call the TLS address")
+        return self._authenticator.caller(Credentials(tuple(context.invocation_metadata() or ()), auth_context))
+
+    def _reflection(self, caller: Caller) -> _OpenCall:
+        if caller.kind == "employee" or self._authenticator.development_identity:
+            return _OPEN
+        raise PermissionDenied("REFLECTION_FOR_EMPLOYEES", "server reflection is open to employees only")
+
+    def _needs_request(self, caller: Caller, rule: MethodRule) -> bool:
+        # Employees' reads pass as bytes; everything else is read for its owner, limits or the audit.
+        return caller.kind != "employee" or rule.mutates or rule.limit is not None
+
+    def _decoded(self, method: str, request: bytes) -> Message:
+        try:
+            return self._requests[method].FromString(request)
+        except DecodeError:
+            raise InvalidArgument(
+                [], reason="MALFORMED_REQUEST", message="the request is not a well-formed message of this method"
+            ) from None
+
+    async def _authorize(self, caller: Caller, rule: MethodRule, request: Message | None, resource: str) -> View | None:
+        if caller.kind == "employee":
+            self._authorize_employee(caller, rule, request)
+            return None
+        if caller.kind == "customer" and rule.customers:
+            _require_own(caller, rule, resource)
+            if request is not None and rule.customer_writable:
+                _require_writable(rule, request)
+            return self._customer_view if self._responses[rule.method].DESCRIPTOR.full_name == _SEGMENTS else None
+        if caller.kind == "retailer" and rule.retailers:
+            await self._authorize_retailer(caller, rule, request, resource)
+            return self._retailer_view
+        raise _method_refused(caller, rule)
+
+    def _authorize_employee(self, caller: Caller, rule: MethodRule, request: Message | None) -> None:
+        if not rule.employee_roles.intersection(caller.roles):
+            raise _method_refused(caller, rule)
+        limit = rule.limit
+        if limit is not None and request is not None and not limit.roles.intersection(caller.roles):
+            value = getattr(request, limit.field)
+            if value > limit.above:
+                raise PermissionDenied(
+                    "LIMIT_NEEDS_ROLE",
+                    f"{limit.field} above {limit.above} needs the role {' or '.join(sorted(limit.roles))}",
+                    {"field": limit.field, "limit": str(limit.above)},
+                )
+
+    async def _authorize_retailer(
+        self, caller: Caller, rule: MethodRule, request: Message | None, resource: str
+    ) -> None:
+        check = rule.retailer_check
+        if check is RetailerCheck.PHONE_LOOKUP:
+            _require_phone_lookup(request)
+            return
+        if check is RetailerCheck.ONBOARDING:
+            _require_onboarding(caller, request)
+            return
+        if check is RetailerCheck.OWN_SHOP and getattr(request, "partner", "").strip() != caller.tenant:
+            raise PermissionDenied(
+                "OTHER_PARTNER", "a partner acts for its own shops only", {"field": "partner", "partner": caller.tenant}
+            )
+        owner = _owner_of(resource) if rule.resource_field else None
+        if rule.resource_field and (owner is None or not await self._partner_customers.may_reach(caller.tenant, owner)):
+            raise _not_yours(rule, resource)
+
+    def presented_at_counter(self, caller: Caller, response: Message) -> None:
+        """Customers a partner found by phone count as present at its counter for a while."""
+        for customer in getattr(response, "customers", ()):
+            owner = _owner_of(customer.name)
+            if owner is not None:
+                self._partner_customers.presented(caller.tenant, owner)
+
+
+def _require_own(caller: Caller, rule: MethodRule, resource: str) -> None:
+    if not rule.resource_field:
+        return
+    owner = _owner_of(resource)
+    if owner is None or f"customers/{owner}" != caller.subject:
+        raise _not_yours(rule, resource)
+
+
+def _require_writable(rule: MethodRule, request: Message) -> None:
+    mask = getattr(request, "update_mask", None)
+    paths = list(mask.paths) if isinstance(mask, FieldMask) else []
+    refused = sorted(path for path in paths if path not in rule.customer_writable) or ([] if paths else ["*"])
+    if refused:
+        raise PermissionDenied(
+            "FIELD_NOT_WRITABLE",
+            f"a customer may change only {', '.join(sorted(rule.customer_writable))}; not {', '.join(refused)}",
+            {"fields": ",".join(refused)},
+        )
+
+
+def _require_phone_lookup(request: Message | None) -> None:
+    if request is None:
+        return
+    others = sorted(f.name for f, _ in request.ListFields() if f.name not in _PHONE_LOOKUP_FIELDS)
+    if others or not getattr(request, "phone_number", "").strip():
+        raise PermissionDenied(
+            "PHONE_LOOKUP_ONLY",
+            "a partner finds a customer by phone number only",
+            {"fields": ",".join(others) or "phone_number"},
+        )
+
+
+def _require_onboarding(caller: Caller, request: Message | None) -> None:
+    if not isinstance(request, customer_service_pb2.CreateCustomerRequest):
+        return
+    retailer = request.customer.retailer_id.strip()
+    if not retailer:
+        raise InvalidArgument(
+            [FieldViolation("customer.retailer_id", f"a partner onboards customers as itself: {caller.tenant!r}")]
+        )
+    if retailer != caller.tenant:
+        raise PermissionDenied(
+            "OTHER_PARTNER", "a partner onboards customers for itself only", {"field": "customer.retailer_id"}
+        )
+
+
+def _owner_of(name: str) -> str | None:
+    """The customer id a resource name belongs to (`customers/{id}/...`, `accounts/{id}/...`)."""
+    collection, _, rest = name.partition("/")
+    owner = rest.partition("/")[0]
+    return owner if collection in _OWNED_COLLECTIONS and owner else None
+
+
+def _text_at(message: Message, path: str) -> str:
+    if not path:
+        return ""
+    value: object = message
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value if isinstance(value, str) else ""
+
+
+def _method_refused(caller: Caller, rule: MethodRule) -> PermissionDenied:
+    who = (
+        f"an employee with roles {', '.join(caller.roles) or 'none'}"
+        if caller.kind == "employee"
+        else f"a {caller.kind}"
+    )
+    method = rule.method.lstrip("/")
+    return PermissionDenied("METHOD_NOT_ALLOWED", f"{who} may not call {method}", {"method": method})
+
+
+def _not_yours(rule: MethodRule, resource: str) -> PermissionDenied:
+    # The same answer whether the resource exists or not.
+    return PermissionDenied(
+        "NOT_YOUR_RESOURCE",
+        f"{rule.resource_field} names a resource this caller may not reach",
+        {"field": rule.resource_field},
+    )

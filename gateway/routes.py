@@ -35,6 +35,8 @@ class ExposedService:
         return [m for m in self.descriptor.methods if m.name not in self.internal_methods]
 
 
+CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
+"""The customer service, which the gateway also asks itself (whose customer a partner calls about)."""
 CUSTOMER_TARGET = ("GATEWAY_CUSTOMER_TARGET", "127.0.0.1:50051")
 LOYALTY_TARGET = ("GATEWAY_LOYALTY_TARGET", "127.0.0.1:50052")
 

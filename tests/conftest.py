@@ -2,6 +2,7 @@
 customer service served in-process on a free port."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,8 +13,10 @@ from chassis.database import Database, async_url, create_engine
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
+from gateway.audit_store import migrate_gateway_database
 from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
+from tools.credentials import LocalCredentials, ensure_local_credentials
 from tools.postgres import PostgresCluster, open_cluster
 
 
@@ -56,6 +59,26 @@ def _settings(url: str, address: str = "127.0.0.1:0") -> CustomerSettings:
             }
         )
     )
+
+
+@pytest.fixture(scope="session")
+def local_credentials(tmp_path_factory: pytest.TempPathFactory) -> LocalCredentials:
+    """An operator CA, the gateway's certificate and a token-signing key, made once per test process."""
+    return ensure_local_credentials(Path(tmp_path_factory.mktemp("credentials")))
+
+
+@pytest.fixture(scope="session")
+def migrated_gateway_database_url(postgres: PostgresCluster, worker_id: str) -> Callable[[str], str]:
+    """Creates (once per run) and migrates a gateway database (the audit trail) of the given name."""
+    urls: dict[str, str] = {}
+
+    def database(name: str) -> str:
+        if name not in urls:
+            urls[name] = postgres.ensure_database(f"{name}_{worker_id}")
+            migrate_gateway_database(urls[name])
+        return urls[name]
+
+    return database
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -43,6 +43,18 @@ class ServiceProcess:
     address: str
     """`host:port` it serves on; empty until `wait_until_serving` read the bound port from its log."""
     log_path: Path
+    more_addresses: dict[str, str] = field(default_factory=dict)
+    """Further listeners by name (the gateway's `partner_port`, `probe_port`), from the same log line."""
+
+    @property
+    def partner_address(self) -> str:
+        """The gateway's mutual-TLS address for retail partners."""
+        return self.more_addresses["partner_port"]
+
+    @property
+    def health_address(self) -> str:
+        """Where gRPC health answers in plaintext: the probe port when there is one."""
+        return self.more_addresses.get("probe_port", self.address)
 
     def log(self) -> str:
         """What the process wrote so far."""
@@ -76,13 +88,17 @@ def start_process(name: str, module: str, env: dict[str, str], log_dir: Path, ad
 
 
 def _bound_address(service: ServiceProcess) -> str:
-    """The address from the process' "listening" log line; empty while it has not logged it."""
+    """The address from the process' "listening" log line (and its further listeners' into
+    `more_addresses`); empty while it has not logged it."""
     for line in service.log().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict) and record.get("message") == "listening" and "port" in record:
+            service.more_addresses = {
+                key: f"127.0.0.1:{value}" for key, value in record.items() if key.endswith("_port") and key != "port"
+            }
             return f"127.0.0.1:{record['port']}"
     return ""
 
@@ -97,7 +113,7 @@ async def wait_until_serving(service: ServiceProcess, health_name: str = "", tim
             raise TimeoutError(f"{service.name} did not listen within {timeout_seconds}s:\n{service.log()}")
         service.address = _bound_address(service)
         await asyncio.sleep(0.05)
-    async with grpc.aio.insecure_channel(service.address) as channel:
+    async with grpc.aio.insecure_channel(service.health_address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if service.process.poll() is not None:

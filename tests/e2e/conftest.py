@@ -9,11 +9,14 @@ import grpc
 import pytest
 
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
+from tests.gateway_support import employee_channel, gateway_environment
 from tests.otlp_receiver import OtlpReceiver
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
+from tools.credentials import LocalCredentials
 
 CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 LOYALTY_SERVICE = "crm.loyalty.v1.LoyaltyService"
+ALICE_ROLES = ("agent", "supervisor")
 
 
 @dataclass
@@ -27,7 +30,10 @@ class RunningSystem:
 
 @pytest.fixture(scope="session")
 async def running_system(
-    migrated_database_url, tmp_path_factory: pytest.TempPathFactory
+    migrated_database_url,
+    migrated_gateway_database_url,
+    local_credentials: LocalCredentials,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RunningSystem]:
     receiver = OtlpReceiver()
     await receiver.start()
@@ -58,11 +64,14 @@ async def running_system(
                 "gateway",
                 {
                     **telemetry,
-                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
-                    "GATEWAY_CUSTOMER_TARGET": customer.address,
-                    # No loyalty service runs here: the gateway must serve the rest without it.
-                    "GATEWAY_LOYALTY_TARGET": no_loyalty,
-                    "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0.2",
+                    **gateway_environment(
+                        local_credentials,
+                        migrated_gateway_database_url("gateway_e2e"),
+                        CUSTOMER_TARGET=customer.address,
+                        # No loyalty service runs here: the gateway must serve the rest without it.
+                        LOYALTY_TARGET=no_loyalty,
+                        SHUTDOWN_DRAIN_SECONDS="0.2",
+                    ),
                 },
                 logs,
             )
@@ -77,8 +86,11 @@ async def running_system(
 
 
 @pytest.fixture(scope="session")
-async def gateway_channel(running_system: RunningSystem) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(running_system.gateway.address) as channel:
+async def gateway_channel(
+    running_system: RunningSystem, local_credentials: LocalCredentials
+) -> AsyncIterator[grpc.aio.Channel]:
+    """The gateway as the supervising agent alice calls it, with her signed token."""
+    async with employee_channel(running_system.gateway, local_credentials, ALICE_ROLES, subject="alice") as channel:
         yield channel
 
 
