@@ -15,17 +15,15 @@ from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.loyalty.v1 import loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from tests.e2e.conftest import CUSTOMER_SERVICE, LOYALTY_SERVICE, RunningSystem
+from tests.gateway_support import employee_channel
 from tests.support import create_request, failure, international_format, person, unique_mobile
-
-AS_ALICE = (("x-crm-user", "alice"),)
+from tools.credentials import LocalCredentials
 
 
 async def test_customer_created_through_gateway_is_found_by_phone_and_name(gateway_stub: CustomerServiceStub):
     phone = unique_mobile("VN")
     created = await gateway_stub.CreateCustomer(
-        create_request(person("Thị Mai", "Nguyễn", phone=phone, country="VN", region="Hà Nội")),
-        metadata=AS_ALICE,
-        timeout=5,
+        create_request(person("Thị Mai", "Nguyễn", phone=phone, country="VN", region="Hà Nội")), timeout=5
     )
     by_phone = await gateway_stub.SearchCustomers(
         customer_service_pb2.SearchCustomersRequest(phone_number=international_format(phone)), timeout=5
@@ -39,7 +37,9 @@ async def test_customer_created_through_gateway_is_found_by_phone_and_name(gatew
 
 
 async def test_caller_identity_sent_by_a_client_is_ignored(gateway_stub: CustomerServiceStub):
-    forged = (("x-crm-user", "alice"), ("x-crm-caller-subject", "mallory"), ("x-crm-caller-kind", "service"))
+    # Alice's token proves who calls; what the client claims besides (the gateway's own caller keys,
+    # the development scheme's user, which is off here) never reaches the service.
+    forged = (("x-crm-user", "mallory"), ("x-crm-caller-subject", "mallory"), ("x-crm-caller-kind", "service"))
     created = await gateway_stub.CreateCustomer(create_request(person()), metadata=forged, timeout=5)
     assert created.creator == "alice"
 
@@ -150,14 +150,15 @@ async def test_rpc_duration_metrics_are_exported_by_both_processes(
 
 
 async def test_logs_are_json_lines_carrying_the_trace_id(
-    gateway_stub: CustomerServiceStub, running_system: RunningSystem
+    running_system: RunningSystem, local_credentials: LocalCredentials
 ):
     trace_id = secrets.token_hex(16)
-    await gateway_stub.ListCustomers(
-        customer_service_pb2.ListCustomersRequest(page_size=1),
-        metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"), ("x-crm-user", "carol")),
-        timeout=5,
-    )
+    async with employee_channel(running_system.gateway, local_credentials, ("supervisor",), subject="carol") as carol:
+        await CustomerServiceStub(carol).ListCustomers(
+            customer_service_pb2.ListCustomersRequest(page_size=1),
+            metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),),
+            timeout=5,
+        )
     for process, service in ((running_system.customer, "customer-service"), (running_system.gateway, "gateway")):
         async with asyncio.timeout(5):
             while trace_id not in process.log():
