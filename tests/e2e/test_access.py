@@ -19,6 +19,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chassis.settings import Environment
 from chassis.status import status_of
@@ -527,3 +528,18 @@ async def test_over_the_rate_limit_is_resource_exhausted_with_retry_info_and_rea
     await asyncio.sleep(0.3)
     served = [line for line in system.loyalty.log().splitlines() if own in line and "GetAccount" in line]
     assert len(served) == 2
+
+
+async def test_server_reflection_is_for_employees(system: System) -> None:
+    async def list_services(channel: grpc.aio.Channel) -> list[str]:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        return [service.name async for answer in answers for service in answer.list_services_response.service]
+
+    async with employee_channel(system.gateway, system.credentials, ["sre"]) as channel:
+        assert "crm.loyalty.v1.LoyaltyService" in await list_services(channel)
+    async with customer_channel(system.gateway, system.credentials, f"customers/{uuid.uuid4()}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await list_services(channel)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert gateway_refusal(refused.value) == (GATEWAY_DOMAIN, "REFLECTION_FOR_EMPLOYEES")
