@@ -61,7 +61,8 @@ class AuditRecord:
     time: datetime
     """When the gateway decided the call; timezone-aware, kept in UTC."""
     subject: str
-    """Who called: the employee's subject, `customers/{id}` for a customer, the retailer id for a partner."""
+    """Who called: the employee's subject, `customers/{id}` for a customer, the retailer id for a partner;
+    "" for an anonymous caller."""
     caller_kind: str
     """One of CALLER_KINDS: employee, customer, retailer or anonymous."""
     roles: tuple[str, ...]
