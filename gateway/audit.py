@@ -232,12 +232,14 @@ class AuditTrail:
         self._batch_ready.set()
         done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
         if not done:
+            # Counted before cancelling: a batch cut off in flight counts as unwritten (unconfirmed).
+            unwritten = self.buffered
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             writer_log.error(
                 "%d audit records were not written: the database did not take them before the trail stopped",
-                self.buffered,
-                extra={"unwritten": self.buffered},
+                unwritten,
+                extra={"unwritten": unwritten},
             )
         self._report_dropped()
         self._task = None
