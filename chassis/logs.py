@@ -81,3 +81,5 @@ def configure_logging(service_name: str) -> None:
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     # Start and stop lines stay whatever the level: supervisors and tests read the bound port there.
     logging.getLogger("crm.server").setLevel(min(root.level, logging.INFO))
+    # The audit trail's lines are a record, not diagnostics: no log level silences them.
+    logging.getLogger("crm.audit").setLevel(min(root.level, logging.INFO))
