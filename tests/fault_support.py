@@ -31,9 +31,6 @@ from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from tools.postgres import POSTGRES_BIN_PATH
 
-CLERK = (("x-crm-user", "loyalty-desk-clerk-7"),)
-"""The development identity every load client calls the gateway as."""
-
 # Test clients reconnect quickly to a server that comes back, instead of gRPC's default backoff of
 # up to two minutes, so that what is measured is the system's recovery, not the test's.
 FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 500)]
@@ -65,6 +62,7 @@ class EarnLoad:
     same `request_id` (short, growing back-off) until acknowledged or out of attempts."""
 
     stub: LoyaltyServiceStub
+    """On a channel that carries the credentials of a caller who may post points."""
     accounts: Sequence[str]
     clients: int = 16
     max_requests_per_client: int = 400
@@ -158,7 +156,7 @@ class EarnLoad:
         for _ in range(self.max_attempts_per_request):
             started = loop.time()
             try:
-                entry = await self.stub.EarnPoints(request, metadata=CLERK, timeout=self.call_timeout_seconds)
+                entry = await self.stub.EarnPoints(request, timeout=self.call_timeout_seconds)
             except grpc.aio.AioRpcError as error:
                 failure = from_rpc_error(error)
                 self.attempts.append(
@@ -262,7 +260,6 @@ async def open_accounts(stub: LoyaltyServiceStub, count: int) -> list[str]:
             loyalty_service_pb2.OpenAccountRequest(
                 customer=f"customers/{uuid.uuid4()}", request_id=f"open-{uuid.uuid4().hex}"
             ),
-            metadata=CLERK,
             timeout=10,
         )
         names.append(account.name)

@@ -42,11 +42,18 @@ from tests.fault_support import (
     start_postgres,
     stop_postgres,
 )
+from tests.gateway_support import employee_channel, gateway_environment
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
+from tools.credentials import LocalCredentials
 from tools.postgres import PostgresCluster, start_embedded
 
 LOYALTY_SERVICE = "crm.loyalty.v1.LoyaltyService"
 ACCOUNTS = 8
+CLERK = "loyalty-desk-clerk-7"
+"""The back-office employee every load client posts as, with a signed token."""
+CLERK_ROLES = ("back-office",)
+# The clients post as one clerk as fast as they can: their rate is not what these tests are about.
+UNTHROTTLED = {"EMPLOYEE_RATE_PER_SECOND": "100000", "EMPLOYEE_RATE_BURST": "100000"}
 # What the chassis answers while its database is unreachable, busy or too slow: retry later.
 TRANSIENT_DATABASE_FAILURES = {
     *(
@@ -72,6 +79,7 @@ class FaultySystem:
     loyalty_url: str
     loyalty: ServiceProcess
     gateway: ServiceProcess
+    credentials: LocalCredentials
     logs: Path
     engine: AsyncEngine
     """Reads the loyalty database directly, one fresh connection per use (the server comes and goes)."""
@@ -96,7 +104,11 @@ def _private_server() -> tuple[Path, PostgresCluster]:
 
 
 @pytest.fixture(scope="module")
-async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FaultySystem]:
+async def system(
+    local_credentials: LocalCredentials,
+    migrated_gateway_database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[FaultySystem]:
     root, cluster = _private_server()
     assert cluster.embedded_server is not None
     engine = create_async_engine(async_url(cluster.database_url("loyalty_faults")), poolclass=NullPool)
@@ -113,17 +125,21 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faul
             gateway = start_process(
                 "gateway",
                 "gateway",
-                {
-                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
-                    "GATEWAY_CUSTOMER_TARGET": no_customer_service,
-                    "GATEWAY_LOYALTY_TARGET": loyalty.address,
-                    "GATEWAY_SHUTDOWN_DRAIN_SECONDS": "0",
-                },
+                gateway_environment(
+                    local_credentials,
+                    # On the tests' shared server: the faults here are the loyalty database's own.
+                    migrated_gateway_database_url("gateway_faults"),
+                    CUSTOMER_TARGET=no_customer_service,
+                    LOYALTY_TARGET=loyalty.address,
+                    **UNTHROTTLED,
+                ),
                 logs,
             )
             started.append(gateway)
             await wait_until_serving(gateway, LOYALTY_SERVICE)
-            running = FaultySystem(Path(cluster.embedded_server.pgdata), url, loyalty, gateway, logs, engine)
+            running = FaultySystem(
+                Path(cluster.embedded_server.pgdata), url, loyalty, gateway, local_credentials, logs, engine
+            )
             yield running
     finally:
         if running is not None:
@@ -142,7 +158,7 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faul
 async def _earning_through_the_gateway_while(
     system: FaultySystem, health: HealthRecorder, fault: Callable[[], Awaitable[None]]
 ) -> FaultRun:
-    async with grpc.aio.insecure_channel(system.gateway.address) as channel:
+    async with employee_channel(system.gateway, system.credentials, CLERK_ROLES, subject=CLERK) as channel:
         stub = LoyaltyServiceStub(channel)
         load = EarnLoad(stub, await open_accounts(stub, ACCOUNTS))
         return await fault_under_load(load, health, fault)
@@ -231,7 +247,7 @@ async def test_postings_through_a_killed_loyalty_service_land_once_and_fail_nami
         assert system.loyalty.address == address
 
     # The loyalty process itself goes away: what callers can know is what the gateway says of it.
-    health = HealthRecorder(system.gateway.address, LOYALTY_SERVICE)
+    health = HealthRecorder(system.gateway.health_address, LOYALTY_SERVICE)
     run = await _earning_through_the_gateway_while(system, health, kill_and_restart)
     print(run.figures("loyalty service SIGKILLed and restarted on its port"))
 
