@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,8 @@ class AuditRecord:
     """The ErrorInfo reason of a failure, e.g. `NOT_YOUR_CUSTOMER`; "" for a success."""
     trace_id: str
     """The call's trace id, 32 lower-case hex digits, or "" when untraced."""
+    record_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    """The record's own id: a batch written again after a lost commit acknowledgement stores each once."""
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None or self.time.utcoffset() is None:
@@ -106,6 +109,7 @@ class AuditRecord:
             "outcome": self.outcome,
             "reason": self.reason,
             "trace_id": self.trace_id,
+            "record_id": str(self.record_id),
         }
 
 
@@ -339,5 +343,6 @@ def _stored(row: Row[Any]) -> StoredAuditRecord:
             outcome=row.outcome,
             reason=row.reason,
             trace_id=row.trace_id,
+            record_id=row.record_id,
         ),
     )

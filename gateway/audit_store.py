@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Row, Table, Text, insert, literal, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Row, Table, Text, Uuid, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.database import migrate
@@ -23,8 +23,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 """The gateway database's revisions, run in the chassis' shared Alembic environment."""
 MAX_TEXT_CHARS = 512
 """Longest text kept in a column; longer text is cut and ends in "…" (an index entry holds ~2.7 kB)."""
-MAX_ROWS_PER_INSERT = 3_000
-"""Most records one INSERT may carry: ten parameters each, and a statement takes at most 32,767."""
+MAX_ROWS_PER_INSERT = 2_900
+"""Most records one INSERT may carry: eleven parameters each, and a statement takes at most 32,767."""
 
 metadata = MetaData()
 
@@ -42,6 +42,7 @@ audit_records = Table(
     Column("outcome", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("trace_id", Text, nullable=False),
+    Column("record_id", Uuid, nullable=False, unique=True),
 )
 
 
@@ -55,7 +56,9 @@ async def insert_audit_records(session: AsyncSession, records: "Sequence[AuditRe
     if len(records) > MAX_ROWS_PER_INSERT:
         raise ValueError(f"at most {MAX_ROWS_PER_INSERT} audit records go in one INSERT, got {len(records)}")
     if records:
-        await session.execute(insert(audit_records).values([_columns(record) for record in records]))
+        rows = insert(audit_records).values([_columns(record) for record in records])
+        # A batch retried after its commit was lost on the way back is stored once.
+        await session.execute(rows.on_conflict_do_nothing(index_elements=["record_id"]))
 
 
 async def select_audit_records(
@@ -99,4 +102,5 @@ def _columns(record: "AuditRecord") -> dict[str, object]:
         "outcome": record.outcome,
         "reason": storable_text(record.reason),
         "trace_id": record.trace_id,
+        "record_id": record.record_id,
     }

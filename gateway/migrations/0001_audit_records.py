@@ -28,7 +28,9 @@ def upgrade() -> None:
             resource text NOT NULL DEFAULT '',
             outcome text NOT NULL,
             reason text NOT NULL DEFAULT '',
-            trace_id text NOT NULL DEFAULT ''
+            trace_id text NOT NULL DEFAULT '',
+            -- Written by the gateway: a batch retried after a lost commit acknowledgement adds nothing.
+            record_id uuid NOT NULL UNIQUE
         )
         """
     )

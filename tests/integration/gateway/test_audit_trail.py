@@ -25,7 +25,7 @@ from chassis.settings import DatabaseSettings
 from crm.gateway.v1 import audit_pb2
 from crm.gateway.v1.audit_pb2_grpc import AuditServiceStub
 from gateway.audit import AuditRecord, AuditTrail
-from gateway.audit_store import MAX_TEXT_CHARS
+from gateway.audit_store import MAX_TEXT_CHARS, insert_audit_records
 from tests.support import failure
 
 AUDIT_FIELDS = {
@@ -39,6 +39,7 @@ AUDIT_FIELDS = {
     "outcome",
     "reason",
     "trace_id",
+    "record_id",
 }
 EARN_POINTS = "/crm.loyalty.v1.LoyaltyService/EarnPoints"
 # What every log line carries whatever was logged (plus what the capture itself adds).
@@ -276,6 +277,18 @@ async def test_a_stored_record_keeps_every_field(gateway_database: Database, gat
         **{f.name: getattr(record, f.name) for f in fields(AuditRecord)},
         "roles": [],
     }
+
+
+async def test_a_batch_written_again_after_a_lost_commit_acknowledgement_is_stored_once(
+    gateway_database: Database, gateway_engine: AsyncEngine
+):
+    subject = fresh_subject()
+    batch = [audited(subject) for _ in range(5)]
+    for _ in range(2):  # the writer could not tell whether the first commit landed, so it wrote again
+        async with gateway_database.transaction() as session:
+            await insert_audit_records(session, batch)
+    rows = await stored_rows(gateway_engine, subject)
+    assert sorted(row["record_id"] for row in rows) == sorted(record.record_id for record in batch)
 
 
 async def test_text_postgresql_cannot_hold_is_stored_replaced_and_cut_and_found_by_the_same_filter(
