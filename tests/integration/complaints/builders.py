@@ -42,7 +42,9 @@ async def resolve(
     return await stub.ResolveComplaint(
         complaint_service_pb2.ResolveComplaintRequest(
             name=name,
-            resolution=complaint_pb2.Resolution(text="Refunded the double charge", code=code, compensation_points=points),
+            resolution=complaint_pb2.Resolution(
+                text="Refunded the double charge", code=code, compensation_points=points
+            ),
             request_id=request_id(),
         ),
         timeout=10,

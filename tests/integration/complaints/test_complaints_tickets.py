@@ -228,7 +228,7 @@ async def test_a_page_token_with_another_filter_is_invalid_argument(
     page = await complaints_stub.ListComplaints(
         complaint_service_pb2.ListComplaintsRequest(customer=customer, page_size=1), timeout=5
     )
-    code, error = await failure(
+    code, _ = await failure(
         complaints_stub.ListComplaints(
             complaint_service_pb2.ListComplaintsRequest(page_size=1, page_token=page.next_page_token), timeout=5
         )
