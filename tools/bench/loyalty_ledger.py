@@ -2,7 +2,10 @@
 
 Sets up a temporary embedded PostgreSQL, starts the loyalty service and the gateway as their own
 processes on 127.0.0.1, opens accounts and funds them, then measures EarnPoints and RedeemPoints
-at several concurrencies: spread over many accounts, and all on one hot account. In the same run
+at several concurrencies: spread over many accounts, and all on one hot account. The gateway runs as
+deployed, with credentials made for the run and its own migrated database on the same server (it
+audits every posting there); it is called as a back-office employee with a signed token over TLS,
+its rate limit per employee raised out of the way so that the load is not throttled. In the same run
 and on the same server, pgbench runs the equivalent bare SQL transaction (update a balance, insert
 an entry) with the same client counts, and the echo baselines (`tools.bench.baselines`) run with the
 same client and concurrencies: each direct phase is shown beside the bare echo, each gateway phase
@@ -35,8 +38,10 @@ import grpc
 from chassis.settings import Environment
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+from gateway.audit_store import migrate_gateway_database
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
+from tests.gateway_support import employee_channel, gateway_environment
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import LOYALTY_SERVICE as SERVICE_NAME
 from tools.bench.baselines import ECHO, ECHO_VIA_HOP, Baselines, EchoPhase, measure_baselines
@@ -53,6 +58,7 @@ from tools.bench.calls import (
 from tools.bench.idle_memory import IdleMemory, idle_memory
 from tools.bench.idle_memory import report as idle_memory_report
 from tools.bench.sizes import chosen_sizes
+from tools.credentials import ensure_local_credentials
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
 
 if TYPE_CHECKING:
@@ -66,6 +72,12 @@ SEED_POINTS = 10_000_000
 POSTING_POINTS = 10
 LOCK_SAMPLE_SECONDS = 0.05
 PGBENCH_DATABASE = "bench_pgbench"
+GATEWAY_DATABASE = "bench_gateway"
+CALLER = "loyalty-bench"
+"""The back-office employee the gateway phases call as: the policy lets back office post points."""
+CALLER_ROLES = ("back-office",)
+UNTHROTTLED = {"EMPLOYEE_RATE_PER_SECOND": "1000000", "EMPLOYEE_RATE_BURST": "1000000"}
+"""The gateway's rate limit per employee, raised beyond any phase: what is measured is the path, not a quota."""
 
 _LOCK_WAITS = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
 _PGBENCH_SCHEMA = """
@@ -187,18 +199,18 @@ def posting_call(
 
 async def measure_service(
     path: str,
-    target: str,
+    channel: grpc.aio.Channel,
     accounts: list[str],
     concurrencies: list[int],
     limits: PhaseLimits,
     admin: asyncpg.Connection,
     database: str,
 ) -> list[Phase]:
-    """Earn and redeem phases against one target (the service itself or the gateway)."""
+    """Earn and redeem phases over one channel (to the service itself or to the gateway); closes it."""
     phases: list[Phase] = []
     rng = random.Random(5)
     pickers = {"spread": lambda: rng.choice(accounts), "hot": lambda: accounts[0]}
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with channel:
         # Connected first, as in the echo phases: no phase pays for the connection.
         await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_SECONDS)
         stub = LoyaltyServiceStub(channel)
@@ -430,22 +442,29 @@ async def run(sizes: LoyaltySizes) -> LoyaltyRun:
         )
         processes.append(loyalty)
         await wait_until_serving(loyalty, SERVICE_NAME)
+        credentials = ensure_local_credentials(workspace / "credentials")
+        gateway_url = cluster.ensure_database(GATEWAY_DATABASE)
+        await asyncio.to_thread(migrate_gateway_database, gateway_url)
         with refused_address() as no_customer_service:
             gateway = start_process(
                 "gateway-bench",
                 "gateway",
                 {
                     **quiet,
-                    "GATEWAY_GRPC_ADDRESS": ANY_PORT,
-                    "GATEWAY_LOYALTY_TARGET": loyalty.address,
-                    # No customer service runs here; the gateway still needs somewhere to point.
-                    "GATEWAY_CUSTOMER_TARGET": no_customer_service,
+                    **gateway_environment(
+                        credentials,
+                        gateway_url,
+                        LOYALTY_TARGET=loyalty.address,
+                        # No customer service runs here; the gateway still needs somewhere to point.
+                        CUSTOMER_TARGET=no_customer_service,
+                        **UNTHROTTLED,
+                    ),
                 },
                 workspace,
             )
             processes.append(gateway)
             await wait_until_serving(gateway, SERVICE_NAME)
-        loyalty_address, gateway_address = loyalty.address, gateway.address
+        loyalty_address = loyalty.address
         started = {"loyalty service": loyalty.process.pid, "gateway": gateway.process.pid}
         memory = await idle_memory("loyalty benchmark", started)
         admin = await asyncpg.connect(_asyncpg_url(cluster.admin_url), timeout=CALL_TIMEOUT_SECONDS)
@@ -454,8 +473,10 @@ async def run(sizes: LoyaltySizes) -> LoyaltyRun:
             names = await open_accounts(LoyaltyServiceStub(channel), sizes.accounts)
         concurrencies, limits = sizes.concurrency, PhaseLimits(sizes.requests, sizes.seconds)
         baselines = await measure_baselines(workspace, concurrencies, limits)
-        phases = await measure_service("direct", loyalty_address, names, concurrencies, limits, admin, database)
-        phases += await measure_service("gateway", gateway_address, names, concurrencies, limits, admin, database)
+        direct = grpc.aio.insecure_channel(loyalty_address)
+        phases = await measure_service("direct", direct, names, concurrencies, limits, admin, database)
+        through_gateway = employee_channel(gateway, credentials, CALLER_ROLES, subject=CALLER)
+        phases += await measure_service("gateway", through_gateway, names, concurrencies, limits, admin, database)
         print("pgbench, same server, same shapes", flush=True)
         pgbench_url = cluster.ensure_database(PGBENCH_DATABASE)
         scratch = await asyncpg.connect(_asyncpg_url(pgbench_url), timeout=CALL_TIMEOUT_SECONDS)
