@@ -208,7 +208,7 @@ def _decode_one(deserializer: Deserializer | None) -> Callable[[Any, str], Any]:
     """Parses a unary request (bytes when the method has no deserializer, as in the gateway)."""
 
     def decode(request: Any, method: str) -> Any:
-        return request if deserializer is None else _parsed(deserializer, request, method)
+        return request if deserializer is None else parsed_request(deserializer, request, method)
 
     return decode
 
@@ -222,14 +222,16 @@ def _decode_stream(deserializer: Deserializer | None) -> Callable[[Any, str], An
 
         async def parsed() -> AsyncIterator[Any]:
             async for request in requests:
-                yield _parsed(deserializer, request, method)
+                yield parsed_request(deserializer, request, method)
 
         return parsed()
 
     return decode
 
 
-def _parsed(deserializer: Deserializer, raw: bytes, method: str) -> Any:
+def parsed_request(deserializer: Deserializer, raw: bytes, method: str) -> Any:
+    """`raw` decoded as `method`'s request; INVALID_ARGUMENT MALFORMED_REQUEST, with one warning line,
+    when it is not one."""
     try:
         return deserializer(raw)
     except (DecodeError, ValueError, TypeError):

@@ -16,17 +16,17 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from opentelemetry import trace
 
 from chassis.caller import ANONYMOUS, Caller, set_current_caller
 from chassis.clock import Clock
 from chassis.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
+from chassis.interceptors import parsed_request
 from chassis.status import grpc_code
-from crm.customer.v1 import customer_service_pb2
 from gateway.audit import AuditRecord, AuditTrail
 from gateway.identity import Authenticator, Credentials
-from gateway.owners import PartnerCustomers
+from gateway.owners import ComplaintOwners, PartnerCustomers
 from gateway.policy import MethodRule, Policy, RetailerCheck
 from gateway.rate_limits import RateLimits
 from gateway.views import CustomerView, RetailerView, View
@@ -36,7 +36,6 @@ FORWARDED_KEYS = frozenset({"accept-language"})
 HEALTH = "/grpc.health.v1.Health/"
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 _OWNED_COLLECTIONS = ("customers", "accounts")  # an account's id is its customer's
-_SEGMENTS = "crm.customer.v1.CustomerSegments"  # the one answer a customer sees less of
 _PHONE_LOOKUP_FIELDS = frozenset({"phone_number", "phone_region_code", "page_size", "page_token"})
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -96,6 +95,7 @@ class Access:
         policy: Policy,
         methods: Mapping[str, MethodDescriptor],
         partner_customers: PartnerCustomers,
+        complaint_owners: ComplaintOwners,
         rate_limits: RateLimits,
         audit_trail: AuditTrail,
         clock: Clock,
@@ -103,6 +103,7 @@ class Access:
         self._authenticator = authenticator
         self._policy = policy
         self._partner_customers = partner_customers
+        self._complaint_owners = complaint_owners
         self._rate_limits = rate_limits
         self._audit_trail = audit_trail
         self._clock = clock
@@ -181,22 +182,20 @@ class Access:
         return caller.kind != "employee" or rule.mutates or rule.limit is not None
 
     def _decoded(self, method: str, request: bytes) -> Message:
-        try:
-            return self._requests[method].FromString(request)
-        except DecodeError:
-            raise InvalidArgument(
-                [], reason="MALFORMED_REQUEST", message="the request is not a well-formed message of this method"
-            ) from None
+        decoded: Message = parsed_request(self._requests[method].FromString, request, method)
+        return decoded
 
     async def _authorize(self, caller: Caller, rule: MethodRule, request: Message | None, resource: str) -> View | None:
         if caller.kind == "employee":
             self._authorize_employee(caller, rule, request)
             return None
         if caller.kind == "customer" and rule.customers:
-            _require_own(caller, rule, resource)
+            if rule.resource_field and await self._owner(resource) != caller.subject.removeprefix("customers/"):
+                raise _not_yours(rule)
             if request is not None and rule.customer_writable:
                 _require_writable(rule, request)
-            return self._customer_view if self._responses[rule.method].DESCRIPTOR.full_name == _SEGMENTS else None
+            shaped = self._responses[rule.method].DESCRIPTOR.full_name in CustomerView.ANSWERS
+            return self._customer_view if shaped else None
         if caller.kind == "retailer" and rule.retailers:
             await self._authorize_retailer(caller, rule, request, resource)
             return self._retailer_view
@@ -218,35 +217,35 @@ class Access:
     async def _authorize_retailer(
         self, caller: Caller, rule: MethodRule, request: Message | None, resource: str
     ) -> None:
-        check = rule.retailer_check
-        if check is RetailerCheck.PHONE_LOOKUP:
+        if rule.retailer_check is RetailerCheck.PHONE_LOOKUP:
             _require_phone_lookup(request)
             return
-        if check is RetailerCheck.ONBOARDING:
-            _require_onboarding(caller, request)
-            return
-        if check is RetailerCheck.OWN_SHOP and getattr(request, "partner", "").strip() != caller.tenant:
-            raise PermissionDenied(
-                "OTHER_PARTNER", "a partner acts for its own shops only", {"field": "partner", "partner": caller.tenant}
-            )
-        owner = _owner_of(resource) if rule.resource_field else None
-        if rule.resource_field and (owner is None or not await self._partner_customers.may_reach(caller.tenant, owner)):
-            raise _not_yours(rule, resource)
+        if rule.partner_field and request is not None:
+            _require_partner_named(caller, rule.partner_field, _text_at(request, rule.partner_field))
+        if rule.resource_field:
+            owner = await self._owner(resource)
+            if owner is None or not await self._partner_customers.may_reach(caller.tenant, owner):
+                raise _not_yours(rule)
+
+    async def _owner(self, name: str) -> str | None:
+        """The customer id a resource name belongs to: in its name (`customers/{id}/...`,
+        `accounts/{id}/...`), or the customer a complaint is about (asked of the complaints service)."""
+        collection, _, rest = name.partition("/")
+        key = rest.partition("/")[0]
+        if not key:
+            return None
+        if collection in _OWNED_COLLECTIONS:
+            return key
+        if collection == "complaints":
+            return await self._complaint_owners.customer_of(key)
+        return None
 
     def presented_at_counter(self, caller: Caller, response: Message) -> None:
         """Customers a partner found by phone count as present at its counter for a while."""
         for customer in getattr(response, "customers", ()):
-            owner = _owner_of(customer.name)
-            if owner is not None:
-                self._partner_customers.presented(caller.tenant, owner)
-
-
-def _require_own(caller: Caller, rule: MethodRule, resource: str) -> None:
-    if not rule.resource_field:
-        return
-    owner = _owner_of(resource)
-    if owner is None or f"customers/{owner}" != caller.subject:
-        raise _not_yours(rule, resource)
+            collection, _, key = customer.name.partition("/")
+            if collection == "customers" and key:
+                self._partner_customers.presented(caller.tenant, key)
 
 
 def _require_writable(rule: MethodRule, request: Message) -> None:
@@ -273,25 +272,11 @@ def _require_phone_lookup(request: Message | None) -> None:
         )
 
 
-def _require_onboarding(caller: Caller, request: Message | None) -> None:
-    if not isinstance(request, customer_service_pb2.CreateCustomerRequest):
-        return
-    retailer = request.customer.retailer_id.strip()
-    if not retailer:
-        raise InvalidArgument(
-            [FieldViolation("customer.retailer_id", f"a partner onboards customers as itself: {caller.tenant!r}")]
-        )
-    if retailer != caller.tenant:
-        raise PermissionDenied(
-            "OTHER_PARTNER", "a partner onboards customers for itself only", {"field": "customer.retailer_id"}
-        )
-
-
-def _owner_of(name: str) -> str | None:
-    """The customer id a resource name belongs to (`customers/{id}/...`, `accounts/{id}/...`)."""
-    collection, _, rest = name.partition("/")
-    owner = rest.partition("/")[0]
-    return owner if collection in _OWNED_COLLECTIONS and owner else None
+def _require_partner_named(caller: Caller, field_path: str, named: str) -> None:
+    if not named.strip():
+        raise InvalidArgument([FieldViolation(field_path, f"a partner acts as itself here: {caller.tenant!r}")])
+    if named.strip() != caller.tenant:
+        raise PermissionDenied("OTHER_PARTNER", "a partner acts for itself only", {"field": field_path})
 
 
 def _text_at(message: Message, path: str) -> str:
@@ -313,7 +298,7 @@ def _method_refused(caller: Caller, rule: MethodRule) -> PermissionDenied:
     return PermissionDenied("METHOD_NOT_ALLOWED", f"{who} may not call {method}", {"method": method})
 
 
-def _not_yours(rule: MethodRule, resource: str) -> PermissionDenied:
+def _not_yours(rule: MethodRule) -> PermissionDenied:
     # The same answer whether the resource exists or not.
     return PermissionDenied(
         "NOT_YOUR_RESOURCE",

@@ -1,4 +1,5 @@
-"""Whose customer a retail partner is calling about.
+"""Whose customer a caller is calling about: which partner may reach a customer, and which customer
+a complaint is about.
 
 A partner may reach a customer it onboarded (the customer's `retailer_id`) or one that presented
 themselves at its counter, i.e. that the partner found by phone number within the last half hour
@@ -14,11 +15,12 @@ long-lived connection per shop system, which gRPC keeps on one replica).
 """
 
 import grpc
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from chassis.caller import Caller
 from chassis.clock import Clock
 from chassis.errors import Unavailable
+from crm.complaints.v1 import complaint_service_pb2, complaint_service_pb2_grpc
 from crm.customer.v1 import customer_service_pb2, customer_service_pb2_grpc
 
 _GATEWAY = Caller(subject="gateway", kind="service")
@@ -67,3 +69,32 @@ class PartnerCustomers:
         if self._cache_owners:
             self._onboarded_by[customer_id] = retailer
         return retailer
+
+
+class ComplaintOwners:
+    """The customer each complaint is about, asked of the complaints service once per complaint (a
+    complaint never changes customer, so the answer is kept while memory allows)."""
+
+    def __init__(self, complaints_channel: grpc.aio.Channel) -> None:
+        self._complaints = complaint_service_pb2_grpc.ComplaintServiceStub(complaints_channel)
+        self._customer_of: LRUCache[str, str] = LRUCache(_KEPT)
+
+    async def customer_of(self, complaint_id: str) -> str | None:
+        """The customer id of `complaint_id`; None when there is no such complaint."""
+        if complaint_id in self._customer_of:
+            return self._customer_of[complaint_id]
+        try:
+            complaint = await self._complaints.GetComplaint(
+                complaint_service_pb2.GetComplaintRequest(name=f"complaints/{complaint_id}"),
+                metadata=_GATEWAY.to_metadata(),
+                timeout=_LOOKUP_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None  # nobody's: the caller is refused as for someone else's complaint
+            raise Unavailable(
+                "OWNER_LOOKUP_UNAVAILABLE", "the complaints service could not say whose complaint this is; retry"
+            ) from None
+        customer: str = complaint.customer.removeprefix("customers/")
+        self._customer_of[complaint_id] = customer
+        return customer

@@ -27,10 +27,6 @@ class RetailerCheck(StrEnum):
     NONE = ""
     PHONE_LOOKUP = "phone-lookup"
     """A search by phone number only; the customers found count as presented at the partner's counter."""
-    ONBOARDING = "onboarding"
-    """A new customer whose `retailer_id` is the partner."""
-    OWN_SHOP = "own-shop"
-    """The request's `partner` is the calling partner."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,8 @@ class MethodRule:
     resource_field: str
     """The request field holding the resource name the call is about; empty when none."""
     retailer_check: RetailerCheck
+    partner_field: str
+    """The request field that must name the calling partner (its shop, the customer it onboards); empty when none."""
     customer_writable: frozenset[str]
     limit: Limit | None
     line: int
@@ -84,7 +82,16 @@ class Policy:
         return any(_wildcard(pattern).fullmatch(segment_id) for pattern in self.customer_visible_segments)
 
 
-_METHOD_KEYS = {"employees", "customers", "retailers", "resource", "retailer_check", "customer_writable", "limit"}
+_METHOD_KEYS = {
+    "employees",
+    "customers",
+    "retailers",
+    "resource",
+    "retailer_check",
+    "partner_field",
+    "customer_writable",
+    "limit",
+}
 _TOP_KEYS = {"customers", "retailers", "methods"}
 
 
@@ -135,9 +142,10 @@ def _rule(name: str, entry: Mapping[str, object], method: MethodDescriptor, wher
     roles = _strings(entry.get("employees", []), f"{name}: employees", header, where)
     if not roles <= EMPLOYEE_ROLES:
         raise where.error(header, f"{name}: unknown roles {sorted(roles - EMPLOYEE_ROLES)}")
-    resource = str(entry.get("resource", ""))
-    if resource and not _has_text_field(method.input_type, resource):
-        raise where.error(header, f"{name}: {method.input_type.name} has no text field {resource!r}")
+    resource, partner_field = str(entry.get("resource", "")), str(entry.get("partner_field", ""))
+    for field_path in (resource, partner_field):
+        if field_path and not _has_text_field(method.input_type, field_path):
+            raise where.error(header, f"{name}: {method.input_type.name} has no text field {field_path!r}")
     try:
         check = RetailerCheck(str(entry.get("retailer_check", "")))
     except ValueError:
@@ -154,6 +162,7 @@ def _rule(name: str, entry: Mapping[str, object], method: MethodDescriptor, wher
         retailers=retailers,
         resource_field=resource,
         retailer_check=check,
+        partner_field=partner_field,
         customer_writable=_strings(entry.get("customer_writable", []), f"{name}: customer_writable", header, where),
         limit=_limit(name, entry.get("limit"), method, header, where),
         line=where.line_of(header),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
+from crm.complaints.v1 import complaint_service_pb2
 from crm.customer.v1 import billing_pb2, customer_service_pb2, segments_pb2, usage_pb2
 from crm.loyalty.v1 import loyalty_service_pb2
 
@@ -39,6 +40,9 @@ CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 """The customer service, which the gateway also asks itself (whose customer a partner calls about)."""
 CUSTOMER_TARGET = ("GATEWAY_CUSTOMER_TARGET", "127.0.0.1:50051")
 LOYALTY_TARGET = ("GATEWAY_LOYALTY_TARGET", "127.0.0.1:50052")
+COMPLAINTS_SERVICE = "crm.complaints.v1.ComplaintService"
+"""The complaints service, which the gateway also asks itself (which customer a complaint is about)."""
+COMPLAINTS_TARGET = ("GATEWAY_COMPLAINTS_TARGET", "127.0.0.1:50054")
 
 EXPOSED_SERVICES = (
     ExposedService(
@@ -70,6 +74,13 @@ EXPOSED_SERVICES = (
         target_variable=LOYALTY_TARGET[0],
         default_target=LOYALTY_TARGET[1],
         # The schedule runs inside the service; operators trigger it from inside the cluster only.
+        internal_methods=frozenset({"RunScheduledWork"}),
+    ),
+    ExposedService(
+        descriptor=complaint_service_pb2.DESCRIPTOR.services_by_name["ComplaintService"],
+        target_variable=COMPLAINTS_TARGET[0],
+        default_target=COMPLAINTS_TARGET[1],
+        # The schedule (SLA breaches, timeouts) runs inside the service, as loyalty's does.
         internal_methods=frozenset({"RunScheduledWork"}),
     ),
 )

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
+from crm.complaints.v1 import complaint_pb2, complaint_service_pb2
 from crm.customer.v1 import segments_pb2
 from gateway.policy import Policy
 
@@ -68,13 +69,22 @@ class RetailerView:
 
 
 class CustomerView:
-    """Keeps only the segments a customer may see of their own, and none of the operator's scores."""
+    """Keeps only the segments a customer may see of their own and none of the operator's scores,
+    and only the notes of their complaints that are written for them."""
+
+    ANSWERS = frozenset({"crm.customer.v1.CustomerSegments", "crm.complaints.v1.ListNotesResponse"})
+    """The answers a customer sees less of; every other passes unchanged."""
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
 
     def apply(self, message: Message) -> None:
-        """Filters `message` in place when it is a customer's segments."""
+        """Filters `message` in place when it is one of `ANSWERS`."""
+        if isinstance(message, complaint_service_pb2.ListNotesResponse):
+            for_customer = [n for n in message.notes if n.visibility == complaint_pb2.NOTE_VISIBILITY_CUSTOMER_FACING]
+            del message.notes[:]
+            message.notes.extend(for_customer)
+            return
         if not isinstance(message, segments_pb2.CustomerSegments):
             return
         shown = [m for m in message.memberships if self._policy.segment_visible_to_customer(_segment_id(m.segment))]

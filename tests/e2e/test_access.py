@@ -23,6 +23,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chassis.settings import Environment
 from chassis.status import status_of
+from crm.common.v1 import common_pb2
+from crm.complaints.v1 import complaint_pb2, complaint_service_pb2, complaint_service_pb2_grpc
 from crm.customer.v1 import customer_pb2, customer_service_pb2, customer_service_pb2_grpc
 from crm.gateway.v1 import audit_pb2, audit_pb2_grpc
 from crm.loyalty.v1 import loyalty_service_pb2, loyalty_service_pb2_grpc
@@ -30,6 +32,8 @@ from gateway.app import contract_messages, guarded_methods
 from gateway.policy import MethodRule, Policy, RetailerCheck, load_policy
 from gateway.routes import EXPOSED_SERVICES
 from gateway.settings import DEFAULT_POLICY_FILE
+from services.complaints.app import COMPLAINTS
+from services.complaints.settings import ComplaintsSettings
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.gateway_support import customer_channel, employee_channel, gateway_environment, partner_channel, server_trust
@@ -85,7 +89,23 @@ async def system(
     started = [customer, loyalty]
     try:
         await asyncio.gather(wait_until_serving(customer), wait_until_serving(loyalty))
-        backends = {"CUSTOMER_TARGET": customer.address, "LOYALTY_TARGET": loyalty.address}
+        complaints_url = postgres.ensure_database(f"complaints_access_{worker_id}")
+        complaints_settings = {
+            "COMPLAINTS_DATABASE_URL": complaints_url,
+            "COMPLAINTS_GRPC_ADDRESS": ANY_PORT,
+            "COMPLAINTS_CUSTOMER_TARGET": customer.address,
+            "COMPLAINTS_LOYALTY_TARGET": loyalty.address,
+            "COMPLAINTS_SHUTDOWN_DRAIN_SECONDS": "0",
+        }
+        COMPLAINTS.migrate(ComplaintsSettings.from_environment(Environment(complaints_settings)))
+        complaints = start_process("complaints", "services.complaints", complaints_settings, logs)
+        started.append(complaints)
+        await wait_until_serving(complaints)
+        backends = {
+            "CUSTOMER_TARGET": customer.address,
+            "LOYALTY_TARGET": loyalty.address,
+            "COMPLAINTS_TARGET": complaints.address,
+        }
         roomy = {"CUSTOMER_RATE_BURST": "1000", "EMPLOYEE_RATE_BURST": "2000", "RETAILER_RATE_BURST": "2000"}
         database = migrated_gateway_database_url("gateway_access")
         gateway = start_process(
@@ -123,12 +143,38 @@ async def onboarded_customer(system: System, retailer: str) -> customer_pb2.Cust
         return await stub.CreateCustomer(create_request(new), timeout=10)
 
 
+async def filed_complaint(system: System, customer: str) -> str:
+    """A complaint about `customer`, filed by an agent; its name."""
+    ticket = complaint_pb2.Complaint(
+        customer=customer,
+        type=complaint_pb2.COMPLAINT_TYPE_COMPLAINT,
+        category=complaint_pb2.COMPLAINT_CATEGORY_BILLING_DISPUTE,
+        description="Hisobimdan ikki marta pul yechildi",
+        channel=common_pb2.CHANNEL_APP,
+    )
+    async with employee_channel(system.gateway, system.credentials, ["agent"]) as channel:
+        filed = await complaint_service_pb2_grpc.ComplaintServiceStub(channel).CreateComplaint(
+            complaint_service_pb2.CreateComplaintRequest(complaint=ticket, request_id=request_id()), timeout=10
+        )
+    return filed.name
+
+
 # --- the matrix ------------------------------------------------------------------------------------
 
 
-def request_for(rule: MethodRule, owner: str, tenant: str) -> bytes:
-    """A request to `rule`'s method about a resource of `owner` (a customer id), shaped to pass the
-    partner checks of `tenant`, so that only the policy decides whether it reaches the backend."""
+def resource_of(rule: MethodRule, field_name: str, owner: str, complaint: str) -> str:
+    """A resource of customer `owner` of the kind `rule`'s method takes in `field_name`."""
+    if rule.method.startswith("/crm.loyalty.") and field_name != "customer":
+        return f"accounts/{owner}"
+    if rule.method.startswith("/crm.complaints.") and field_name != "customer":
+        return complaint
+    return f"customers/{owner}"
+
+
+def request_for(rule: MethodRule, owner: str, tenant: str, complaint: str) -> bytes:
+    """A request to `rule`'s method about a resource of `owner` (a customer id; `complaint` is one of
+    theirs), shaped to pass the partner checks of `tenant`, so that only the policy decides whether it
+    reaches the backend."""
     method = guarded_methods()[rule.method]
     message: Message = message_factory.GetMessageClass(method.input_type)()
     if rule.resource_field:
@@ -142,10 +188,12 @@ def request_for(rule: MethodRule, owner: str, tenant: str) -> bytes:
         setattr(target, leaf, f"{collection}/{owner}")
     if rule.retailer_check is RetailerCheck.PHONE_LOOKUP:
         message.phone_number = "+998901234567"  # type: ignore[attr-defined]
-    if rule.retailer_check is RetailerCheck.ONBOARDING:
-        message.customer.retailer_id = tenant  # type: ignore[attr-defined]
-    if rule.retailer_check is RetailerCheck.OWN_SHOP:
-        message.partner = tenant  # type: ignore[attr-defined]
+    if rule.partner_field:
+        *parents, leaf = rule.partner_field.split(".")
+        target = message
+        for part in parents:
+            target = getattr(target, part)
+        setattr(target, leaf, tenant)
     if rule.limit is not None:
         setattr(message, rule.limit.field, 1)
     if rule.customer_writable:
@@ -180,10 +228,12 @@ def test_the_matrix_covers_every_method_the_gateway_serves() -> None:
     assert {method.split("/")[1] for method in POLICY.methods} == served
 
 
-async def run_matrix(channel: grpc.aio.Channel, kind: str, owner: str, tenant: str = "", role: str = "") -> list[str]:
+async def run_matrix(
+    channel: grpc.aio.Channel, kind: str, owner: str, complaint: str, tenant: str = "", role: str = ""
+) -> list[str]:
     wrong = []
     for rule in POLICY.methods.values():
-        seen = await outcome(channel, rule.method, request_for(rule, owner, tenant))
+        seen = await outcome(channel, rule.method, request_for(rule, owner, tenant, complaint))
         expected = "reached" if allowed(rule, kind, role) else "denied:METHOD_NOT_ALLOWED"
         if seen != expected:
             wrong.append(f"{rule.method}: expected {expected}, got {seen}")
@@ -194,20 +244,22 @@ async def run_matrix(channel: grpc.aio.Channel, kind: str, owner: str, tenant: s
 async def test_each_employee_role_reaches_exactly_the_methods_the_policy_gives_it(system: System, role: str) -> None:
     # A customer that does not exist: employees' object access is by role, the backend answers NOT_FOUND.
     async with employee_channel(system.gateway, system.credentials, [role], subject=f"matrix-{role}") as channel:
-        assert await run_matrix(channel, "employee", str(uuid.uuid4()), role=role) == []
+        nobodys = f"complaints/{uuid.uuid4()}"
+        assert await run_matrix(channel, "employee", str(uuid.uuid4()), nobodys, role=role) == []
 
 
 async def test_a_customer_reaches_exactly_the_customer_methods_for_their_own_resources(system: System) -> None:
-    own = str(uuid.uuid4())
-    async with customer_channel(system.gateway, system.credentials, f"customers/{own}") as channel:
-        assert await run_matrix(channel, "customer", own) == []
+    customer = await onboarded_customer(system, "")
+    complaint = await filed_complaint(system, customer.name)
+    async with customer_channel(system.gateway, system.credentials, customer.name) as channel:
+        assert await run_matrix(channel, "customer", customer.name.removeprefix("customers/"), complaint) == []
 
 
 async def test_a_partner_reaches_exactly_the_partner_methods_for_its_own_customers(system: System) -> None:
     onboarded = await onboarded_customer(system, TEXNOMART)
     owner = onboarded.name.removeprefix("customers/")
     async with partner_channel(system.gateway, system.credentials, "texnomart") as channel:
-        assert await run_matrix(channel, "retailer", owner, tenant=TEXNOMART) == []
+        assert await run_matrix(channel, "retailer", owner, f"complaints/{uuid.uuid4()}", tenant=TEXNOMART) == []
 
 
 # --- object level ------------------------------------------------------------------------------------
@@ -543,3 +595,68 @@ async def test_server_reflection_is_for_employees(system: System) -> None:
             await list_services(channel)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert gateway_refusal(refused.value) == (GATEWAY_DOMAIN, "REFLECTION_FOR_EMPLOYEES")
+
+
+async def test_complaints_are_filed_by_a_customers_token_and_a_partners_certificate_and_read_by_their_own(
+    system: System,
+) -> None:
+    ours = await onboarded_customer(system, TEXNOMART)
+    stranger = await onboarded_customer(system, "")
+    ticket = complaint_pb2.Complaint(
+        customer=ours.name,
+        type=complaint_pb2.COMPLAINT_TYPE_COMPLAINT,
+        category=complaint_pb2.COMPLAINT_CATEGORY_DEVICE,
+        description="Telefon ekrani ikki kunda ishlamay qoldi",
+        channel=common_pb2.CHANNEL_RETAIL_SHOP,
+        retailer_id=TEXNOMART,
+    )
+    async with partner_channel(system.gateway, system.credentials, "texnomart") as channel:
+        at_the_shop = await complaint_service_pb2_grpc.ComplaintServiceStub(channel).CreateComplaint(
+            complaint_service_pb2.CreateComplaintRequest(complaint=ticket, request_id=request_id()), timeout=10
+        )
+    assert at_the_shop.retailer_id == TEXNOMART
+    own_ticket = complaint_pb2.Complaint()
+    own_ticket.CopyFrom(ticket)
+    own_ticket.channel, own_ticket.retailer_id = common_pb2.CHANNEL_APP, ""
+    async with customer_channel(system.gateway, system.credentials, ours.name) as channel:
+        complaints = complaint_service_pb2_grpc.ComplaintServiceStub(channel)
+        in_the_app = await complaints.CreateComplaint(
+            complaint_service_pb2.CreateComplaintRequest(complaint=own_ticket, request_id=request_id()), timeout=10
+        )
+        listed = await complaints.ListComplaints(
+            complaint_service_pb2.ListComplaintsRequest(customer=ours.name), timeout=5
+        )
+        assert {c.name for c in listed.complaints} == {at_the_shop.name, in_the_app.name}
+    async with customer_channel(system.gateway, system.credentials, stranger.name) as channel:
+        complaints = complaint_service_pb2_grpc.ComplaintServiceStub(channel)
+        for call in (
+            complaints.GetComplaint(complaint_service_pb2.GetComplaintRequest(name=in_the_app.name), timeout=5),
+            complaints.ListComplaints(complaint_service_pb2.ListComplaintsRequest(customer=ours.name), timeout=5),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert gateway_refusal(refused.value) == (GATEWAY_DOMAIN, "NOT_YOUR_RESOURCE")
+
+
+async def test_a_customer_reads_only_the_notes_written_for_them(system: System) -> None:
+    customer = await onboarded_customer(system, "")
+    complaint = await filed_complaint(system, customer.name)
+    async with employee_channel(system.gateway, system.credentials, ["agent"]) as channel:
+        complaints = complaint_service_pb2_grpc.ComplaintServiceStub(channel)
+        for text, visibility in (
+            ("Customer sounds upset; check the March invoice", complaint_pb2.NOTE_VISIBILITY_INTERNAL),
+            ("We are checking your March invoice", complaint_pb2.NOTE_VISIBILITY_CUSTOMER_FACING),
+        ):
+            await complaints.CreateNote(
+                complaint_service_pb2.CreateNoteRequest(
+                    parent=complaint, note=complaint_pb2.Note(text=text, visibility=visibility), request_id=request_id()
+                ),
+                timeout=5,
+            )
+        everything = await complaints.ListNotes(complaint_service_pb2.ListNotesRequest(parent=complaint), timeout=5)
+    async with customer_channel(system.gateway, system.credentials, customer.name) as channel:
+        seen = await complaint_service_pb2_grpc.ComplaintServiceStub(channel).ListNotes(
+            complaint_service_pb2.ListNotesRequest(parent=complaint), timeout=5
+        )
+    assert len(everything.notes) == 2
+    assert [note.text for note in seen.notes] == ["We are checking your March invoice"]

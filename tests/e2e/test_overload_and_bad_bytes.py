@@ -618,15 +618,6 @@ def bad_calls() -> list[BadCall]:
 
 POLICY = load_policy(DEFAULT_POLICY_FILE, guarded_methods(), contract_messages())
 BAD_CALLS = bad_calls()
-# A known fault of the gateway: bad bytes it refuses itself are answered and audited, but its guard
-# logs no warning line for them, as the chassis does for every request it cannot decode.
-GATEWAY_LOGS_NO_WARNING = pytest.mark.xfail(
-    reason="the gateway's guard refuses an undecodable request it reads without a warning line", strict=True
-)
-REFUSALS_LOGGED = [
-    pytest.param(call, id=str(call), marks=[GATEWAY_LOGS_NO_WARNING] if call.refused_by == "gateway" else [])
-    for call in BAD_CALLS
-]
 
 
 def send_raw(channel: grpc.aio.Channel, call: BadCall) -> Awaitable[object]:
@@ -715,7 +706,7 @@ def test_the_refusal_of_bad_bytes_names_nothing_internal(call: BadCall, bad_byte
     assert answer.texts and not named
 
 
-@pytest.mark.parametrize("call", REFUSALS_LOGGED)
+@pytest.mark.parametrize("call", BAD_CALLS, ids=str)
 def test_a_bad_call_logs_one_warning_line_where_it_is_refused(call: BadCall, bad_bytes_sent: BadBytesRun):
     logged = bad_bytes_sent.answers[str(call)].logged
     warnings = {name: sum(r.get("level") == "WARNING" for r in records) for name, records in logged.items()}
