@@ -1,0 +1,199 @@
+"""Offers' domain values to and from their protobuf messages."""
+
+from typing import TypeVar
+
+from google.protobuf import field_mask_pb2
+from google.type import money_pb2
+
+from chassis.errors import InvalidArgument, Violations
+from chassis.etags import etag
+from chassis.wellknown import money_to_decimal, timestamp_from_proto, timestamp_to_proto
+from crm.customer.v1 import usage_pb2
+from crm.offers.v1 import catalog_pb2
+from services.offers.catalog import (
+    UPDATABLE_FIELDS,
+    Allowance,
+    Allowances,
+    Lifecycle,
+    Offering,
+    OfferingKind,
+    OverageRates,
+    PriceModel,
+    Technology,
+)
+from services.offers.money import MINOR_DIGITS, Money, minor_units
+
+KINDS: dict[catalog_pb2.OfferingKind, OfferingKind] = {
+    catalog_pb2.OFFERING_KIND_TARIFF_PLAN: OfferingKind.TARIFF_PLAN,
+    catalog_pb2.OFFERING_KIND_ADD_ON_BUNDLE: OfferingKind.ADD_ON_BUNDLE,
+}
+PRICE_MODELS: dict[catalog_pb2.PriceModel, PriceModel] = {
+    catalog_pb2.PRICE_MODEL_MONTHLY: PriceModel.MONTHLY,
+    catalog_pb2.PRICE_MODEL_PER_CALENDAR_DAY: PriceModel.PER_CALENDAR_DAY,
+    catalog_pb2.PRICE_MODEL_PER_DAY_OF_USE: PriceModel.PER_DAY_OF_USE,
+}
+LIFECYCLES: dict[catalog_pb2.LifecycleStatus, Lifecycle] = {
+    catalog_pb2.LIFECYCLE_STATUS_ACTIVE: Lifecycle.ACTIVE,
+    catalog_pb2.LIFECYCLE_STATUS_RETIRED: Lifecycle.RETIRED,
+}
+
+TECHNOLOGIES: dict[usage_pb2.RadioTechnology, Technology] = {
+    usage_pb2.RADIO_TECHNOLOGY_UNSPECIFIED: Technology.UNSPECIFIED,
+    usage_pb2.RADIO_TECHNOLOGY_2G: Technology.G2,
+    usage_pb2.RADIO_TECHNOLOGY_3G: Technology.G3,
+    usage_pb2.RADIO_TECHNOLOGY_4G: Technology.G4,
+    usage_pb2.RADIO_TECHNOLOGY_5G: Technology.G5,
+}
+Number = TypeVar("Number")
+Value = TypeVar("Value")
+
+
+def _inverse(mapping: dict[Number, Value]) -> dict[Value, Number]:
+    return {value: key for key, value in mapping.items()}
+
+
+_KIND_NUMBERS = _inverse(KINDS)
+_PRICE_MODEL_NUMBERS = _inverse(PRICE_MODELS)
+_LIFECYCLE_NUMBERS = _inverse(LIFECYCLES)
+TECHNOLOGY_NUMBERS = _inverse(TECHNOLOGIES)
+
+
+def offering_from_proto(message: catalog_pb2.ProductOffering, offering_id: str, path: str) -> Offering:
+    """The offering a request describes (output-only fields ignored); INVALID_ARGUMENT naming every
+    field that cannot be read. The rules of the catalog are checked after (`checked_offering`)."""
+    violations = Violations()
+    kind = KINDS.get(message.kind)
+    if kind is None:
+        violations.add(f"{path}.kind", "must be TARIFF_PLAN or ADD_ON_BUNDLE")
+    price_model = PRICE_MODELS.get(message.price_model)
+    if price_model is None:
+        violations.add(f"{path}.price_model", "must be MONTHLY, PER_CALENDAR_DAY or PER_DAY_OF_USE")
+    price = read_money(message.price, f"{path}.price", violations)
+    currency = price.currency
+    overage = message.overage_rates
+    rates = OverageRates(
+        on_net_minute=_rate(overage.on_net_minute, currency, f"{path}.overage_rates.on_net_minute", violations),
+        off_net_minute=_rate(overage.off_net_minute, currency, f"{path}.overage_rates.off_net_minute", violations),
+        sms=_rate(overage.sms, currency, f"{path}.overage_rates.sms", violations),
+        data_mb=_rate(overage.data_mb, currency, f"{path}.overage_rates.data_mb", violations),
+    )
+    technology = TECHNOLOGIES.get(message.required_technology)
+    if technology is None:
+        violations.add(f"{path}.required_technology", "is not a radio technology")
+    if kind is None or price_model is None or technology is None or violations.items:
+        raise InvalidArgument(violations.items)
+    allowances = message.allowances
+    return Offering(
+        kind=kind,
+        offering_id=offering_id,
+        display_name=message.display_name,
+        description=message.description,
+        market=message.market.strip().upper(),
+        price_model=price_model,
+        price=price,
+        allowances=Allowances(
+            on_net_minutes=Allowance(allowances.on_net_minutes, allowances.unlimited_on_net_minutes),
+            off_net_minutes=Allowance(allowances.off_net_minutes, allowances.unlimited_off_net_minutes),
+            sms=Allowance(allowances.sms, allowances.unlimited_sms),
+            data_mb=Allowance(allowances.data_mb, allowances.unlimited_data),
+        ),
+        overage=rates,
+        required_technology=technology,
+        regions=tuple(message.regions),
+        start_time=timestamp_from_proto(message.start_time) if message.HasField("start_time") else None,
+        end_time=timestamp_from_proto(message.end_time) if message.HasField("end_time") else None,
+        promoted=message.promoted,
+    )
+
+
+def offering_update_paths(mask: field_mask_pb2.FieldMask) -> list[str]:
+    """The fields an update names; INVALID_ARGUMENT for none or one that cannot change."""
+    violations = Violations()
+    if not mask.paths:
+        violations.add("update_mask", "must name at least one field")
+    for path in mask.paths:
+        if path not in UPDATABLE_FIELDS:
+            violations.add("update_mask", f"{path!r} cannot be updated; updatable: {', '.join(UPDATABLE_FIELDS)}")
+    violations.raise_if_any()
+    return list(mask.paths)
+
+
+def offering_patch_from_proto(
+    message: catalog_pb2.ProductOffering, mask: field_mask_pb2.FieldMask, current: Offering
+) -> Offering:
+    """`current` with the fields of `mask` taken from `message`, read like a new offering."""
+    merged = offering_to_proto(current)
+    mask.MergeMessage(message, merged, replace_message_field=True, replace_repeated_field=True)
+    return offering_from_proto(merged, current.offering_id, "product_offering")
+
+
+def offering_to_proto(offering: Offering) -> catalog_pb2.ProductOffering:
+    """The message of one version of an offering."""
+    allowances = offering.allowances
+    return catalog_pb2.ProductOffering(
+        name=offering.name,
+        kind=_KIND_NUMBERS[offering.kind],
+        display_name=offering.display_name,
+        description=offering.description,
+        market=offering.market,
+        price_model=_PRICE_MODEL_NUMBERS[offering.price_model],
+        price=money_to_proto(offering.price),
+        allowances=catalog_pb2.Allowances(
+            on_net_minutes=allowances.on_net_minutes.amount,
+            unlimited_on_net_minutes=allowances.on_net_minutes.unlimited,
+            off_net_minutes=allowances.off_net_minutes.amount,
+            unlimited_off_net_minutes=allowances.off_net_minutes.unlimited,
+            sms=allowances.sms.amount,
+            unlimited_sms=allowances.sms.unlimited,
+            data_mb=allowances.data_mb.amount,
+            unlimited_data=allowances.data_mb.unlimited,
+        ),
+        overage_rates=catalog_pb2.OverageRates(
+            on_net_minute=money_to_proto(offering.rate(offering.overage.on_net_minute)),
+            off_net_minute=money_to_proto(offering.rate(offering.overage.off_net_minute)),
+            sms=money_to_proto(offering.rate(offering.overage.sms)),
+            data_mb=money_to_proto(offering.rate(offering.overage.data_mb)),
+        ),
+        required_technology=TECHNOLOGY_NUMBERS[offering.required_technology],
+        regions=list(offering.regions),
+        start_time=timestamp_to_proto(offering.start_time),
+        end_time=timestamp_to_proto(offering.end_time),
+        lifecycle_status=_LIFECYCLE_NUMBERS[offering.lifecycle],
+        promoted=offering.promoted,
+        version=offering.version,
+        etag=etag(offering.version),
+        create_time=timestamp_to_proto(offering.create_time),
+        update_time=timestamp_to_proto(offering.update_time),
+        retire_time=timestamp_to_proto(offering.retire_time),
+    )
+
+
+def money_to_proto(money: Money) -> money_pb2.Money:
+    """A google.type.Money of an amount in minor units."""
+    units, minor = divmod(abs(money.minor), 10 ** MINOR_DIGITS[money.currency])
+    nanos = minor * 10 ** (9 - MINOR_DIGITS[money.currency])
+    sign = -1 if money.minor < 0 else 1
+    return money_pb2.Money(currency_code=money.currency, units=sign * units, nanos=sign * nanos)
+
+
+def read_money(message: money_pb2.Money, field: str, violations: Violations) -> Money:
+    """An amount in whole minor units of a known currency; a violation of `field` otherwise (and zero)."""
+    currency = message.currency_code.strip().upper()
+    if currency not in MINOR_DIGITS:
+        violations.add(f"{field}.currency_code", f"must be one of {', '.join(sorted(MINOR_DIGITS))}")
+        return Money(0, currency)
+    amount = money_to_decimal(message)
+    minor = None if amount is None else minor_units(amount, currency)
+    if minor is None:
+        violations.add(field, f"must be a whole number of {currency}'s minor unit, units and nanos of one sign")
+        return Money(0, currency)
+    return Money(minor, currency)
+
+
+def _rate(message: money_pb2.Money, currency: str, field: str, violations: Violations) -> int:
+    if not message.currency_code and not message.units and not message.nanos:
+        return 0
+    rate = read_money(message, field, violations)
+    if rate.currency != currency and currency in MINOR_DIGITS:
+        violations.add(f"{field}.currency_code", f"must be {currency}, the currency of the price")
+    return rate.minor

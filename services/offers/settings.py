@@ -1,0 +1,37 @@
+"""Settings of the offers service, read from `OFFERS_*` environment variables."""
+
+from dataclasses import dataclass
+
+from chassis.settings import (
+    DatabaseSettings,
+    FromEnvironment,
+    ServerSettings,
+    at_least,
+    nested,
+    optional_address,
+    setting,
+)
+
+DEFAULT_ADDRESS = "127.0.0.1:50053"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffersSettings(FromEnvironment):
+    """Everything the offers service needs to start."""
+
+    PREFIX = "OFFERS"
+
+    server: ServerSettings = nested(address=DEFAULT_ADDRESS)
+    """Where and how the gRPC server listens (`OFFERS_GRPC_ADDRESS`, ...)."""
+    database: DatabaseSettings = nested("DATABASE_")
+    """The offers database, `crm_offers` (`OFFERS_DATABASE_URL`, required)."""
+    customer_target: str = setting("", reader=optional_address)
+    """The customer service's `host:port`, asked for usage profiles and lines and told tariff changes
+    (`OFFERS_CUSTOMER_TARGET`); empty means the catalog alone is served (tests of the catalog)."""
+    customer_deadline_seconds: float = setting(3.0, reader=at_least(0.05))
+    """Longest a call to the customer service may take (`OFFERS_CUSTOMER_DEADLINE_SECONDS`)."""
+    plan_change_interval_seconds: float = setting(1.0, reader=at_least(0.05))
+    """How often accepted plan changes are sent to the customer service (`OFFERS_PLAN_CHANGE_INTERVAL_SECONDS`)."""
+    follow_customer_feed: bool = setting(True)
+    """Whether the customer service's events keep the local read model of lines
+    (`OFFERS_FOLLOW_CUSTOMER_FEED`); read from `customer_target`."""

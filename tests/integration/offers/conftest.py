@@ -1,0 +1,82 @@
+"""The offers service served in-process on a free port, against a migrated database of the session's
+PostgreSQL, on a clock the tests move, talking to the real in-process customer service; and direct
+access to the offers database to check what was (not) written."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from chassis.clock import ManualClock
+from chassis.database import async_url
+from chassis.server import ServiceServer
+from chassis.settings import Environment
+from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
+from services.offers.app import OFFERS
+from services.offers.settings import OffersSettings
+from tools.postgres import PostgresCluster
+
+
+def offers_settings(url: str, customer_target: str = "") -> OffersSettings:
+    """Settings of an offers service for tests: a free port, no drain, the given customer service."""
+    return OffersSettings.from_environment(
+        Environment(
+            {
+                "OFFERS_DATABASE_URL": url,
+                "OFFERS_GRPC_ADDRESS": "127.0.0.1:0",
+                "OFFERS_SHUTDOWN_DRAIN_SECONDS": "0",
+                "OFFERS_CUSTOMER_TARGET": customer_target,
+                # Tests send accepted plan changes themselves, at the moment they choose.
+                "OFFERS_PLAN_CHANGE_INTERVAL_SECONDS": "86400",
+                "OFFERS_FOLLOW_CUSTOMER_FEED": "false",
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def offers_database_url(postgres: PostgresCluster, worker_id: str) -> str:
+    """A migrated offers database of this test worker."""
+    url = postgres.ensure_database(f"offers_it_{worker_id}")
+    OFFERS.migrate(offers_settings(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def offers_clock() -> ManualClock:
+    """The in-process offers service's clock: it starts at the real time and moves only forward."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+async def offers_server(
+    offers_database_url: str, offers_clock: ManualClock, customer_server: ServiceServer
+) -> AsyncIterator[ServiceServer]:
+    """The offers service on a free port of 127.0.0.1, asking the in-process customer service."""
+    settings = offers_settings(offers_database_url, f"127.0.0.1:{customer_server.port}")
+    server = OFFERS.build_server(settings, clock=offers_clock)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def offers_channel(offers_server: ServiceServer) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the in-process offers service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{offers_server.port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+def offers(offers_channel: grpc.aio.Channel) -> OfferServiceStub:
+    """A client of the in-process offers service."""
+    return OfferServiceStub(offers_channel)
+
+
+@pytest.fixture(scope="session")
+async def offers_engine(offers_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """Direct access to the offers database."""
+    engine = create_async_engine(async_url(offers_database_url))
+    yield engine
+    await engine.dispose()
