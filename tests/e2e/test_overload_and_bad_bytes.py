@@ -38,8 +38,10 @@ from crm.loyalty.v1 import loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from gateway.app import contract_messages, guarded_methods
 from gateway.policy import load_policy
-from gateway.routes import EXPOSED_SERVICES, ExposedService
+from gateway.routes import COMPLAINTS_SERVICE, EXPOSED_SERVICES, ExposedService
 from gateway.settings import DEFAULT_POLICY_FILE
+from services.complaints.app import COMPLAINTS
+from services.complaints.settings import ComplaintsSettings
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
 from tests.gateway_support import employee_channel, gateway_environment
@@ -98,12 +100,14 @@ class System:
     customer: ServiceProcess
     """Admitting little (SMALL_LIMITS)."""
     loyalty: ServiceProcess
+    complaints: ServiceProcess
     gateway: ServiceProcess
-    """In front of both services, admitting as much as it does by default."""
+    """In front of the services, admitting as much as it does by default."""
     small_gateway: ServiceProcess
-    """In front of both services, admitting as little as the customer service."""
+    """In front of the services, admitting as little as the customer service."""
     customer_database_url: str
     loyalty_database_url: str
+    complaints_database_url: str
     credentials: LocalCredentials
     customers: list[str] = field(default_factory=list)
 
@@ -124,6 +128,8 @@ async def system(
     customer_url = migrated_database_url("customer_overload")
     loyalty_url = postgres.ensure_database(f"loyalty_overload_{worker_id}")
     LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
+    complaints_url = postgres.ensure_database(f"complaints_overload_{worker_id}")
+    COMPLAINTS.migrate(ComplaintsSettings.from_environment(Environment({"COMPLAINTS_DATABASE_URL": complaints_url})))
     logs = Path(tmp_path_factory.mktemp("overload-logs"))
     customer = start_process(
         "customer",
@@ -151,11 +157,30 @@ async def system(
         },
         logs,
     )
+    started = [customer, loyalty]
     gateways: list[ServiceProcess] = []
     try:
         await asyncio.gather(
             wait_until_serving(customer, CUSTOMER_SERVICE), wait_until_serving(loyalty, LOYALTY_SERVICE)
         )
+        complaints = start_process(
+            "complaints",
+            "services.complaints",
+            {
+                **LOGS_AS_READ_HERE,
+                "COMPLAINTS_DATABASE_URL": complaints_url,
+                "COMPLAINTS_GRPC_ADDRESS": ANY_PORT,
+                "COMPLAINTS_SHUTDOWN_DRAIN_SECONDS": "0",
+                "COMPLAINTS_CUSTOMER_TARGET": customer.address,
+                "COMPLAINTS_LOYALTY_TARGET": loyalty.address,
+                # No scheduled work or compensation sender writes while the tests count rows.
+                "COMPLAINTS_SCHEDULE_INTERVAL_SECONDS": "86400",
+                "COMPLAINTS_COMPENSATION_INTERVAL_SECONDS": "86400",
+            },
+            logs,
+        )
+        started.append(complaints)
+        await wait_until_serving(complaints, COMPLAINTS_SERVICE)
         gateway_database_url = migrated_gateway_database_url("gateway_overload")
 
         def gateway_settings(**limits: str) -> dict[str, str]:
@@ -166,6 +191,7 @@ async def system(
                     gateway_database_url,
                     CUSTOMER_TARGET=customer.address,
                     LOYALTY_TARGET=loyalty.address,
+                    COMPLAINTS_TARGET=complaints.address,
                     **UNTHROTTLED,
                     **limits,
                 ),
@@ -176,16 +202,30 @@ async def system(
             start_process("small-gateway", "gateway", gateway_settings(**SMALL_LIMITS), logs),
         ]
         await asyncio.gather(
-            *(wait_until_serving(g, name) for g in gateways for name in (CUSTOMER_SERVICE, LOYALTY_SERVICE))
+            *(
+                wait_until_serving(g, name)
+                for g in gateways
+                for name in (CUSTOMER_SERVICE, LOYALTY_SERVICE, COMPLAINTS_SERVICE)
+            )
         )
-        running = System(customer, loyalty, gateways[0], gateways[1], customer_url, loyalty_url, local_credentials)
+        running = System(
+            customer,
+            loyalty,
+            complaints,
+            gateways[0],
+            gateways[1],
+            customer_url,
+            loyalty_url,
+            complaints_url,
+            local_credentials,
+        )
         async with running.as_employee(running.gateway, QUIET_AGENT, QUIET_AGENT_ROLES) as channel:
             for _ in range(20):
                 created = await CustomerServiceStub(channel).CreateCustomer(create_request(person()), timeout=5)
                 running.customers.append(created.name)
         yield running
     finally:
-        for process in [*gateways, loyalty, customer]:
+        for process in [*gateways, *reversed(started)]:
             await asyncio.to_thread(process.stop)
 
 
@@ -504,6 +544,10 @@ async def test_a_call_whose_deadline_is_too_short_is_refused_before_any_work(sys
 # --- bytes that are not the method's message ---------------------------------------------------------
 
 
+BACKENDS = {LOYALTY_SERVICE: "loyalty", COMPLAINTS_SERVICE: "complaints"}
+"""The process of each exposed service that is not the customer service's."""
+
+
 @dataclass(frozen=True)
 class BadCall:
     """Bytes that are not a method's message, sent along one route."""
@@ -522,7 +566,8 @@ class BadCall:
 
     @property
     def backend(self) -> str:
-        return "loyalty" if self.service.name == LOYALTY_SERVICE else "customer"
+        """The process serving the method behind the gateway."""
+        return BACKENDS.get(self.service.name, "customer")
 
     @property
     def refused_by(self) -> str:
@@ -651,11 +696,21 @@ class BadBytesRun:
 
 @pytest.fixture(scope="module")
 async def bad_bytes_sent(system: System) -> BadBytesRun:
-    databases = {"customer": system.customer_database_url, "loyalty": system.loyalty_database_url}
-    processes = {"customer": system.customer, "loyalty": system.loyalty, "gateway": system.gateway}
+    databases = {
+        "customer": system.customer_database_url,
+        "loyalty": system.loyalty_database_url,
+        "complaints": system.complaints_database_url,
+    }
+    processes = {
+        "customer": system.customer,
+        "loyalty": system.loyalty,
+        "complaints": system.complaints,
+        "gateway": system.gateway,
+    }
     channels = {
         "customer": grpc.aio.insecure_channel(system.customer.address),
         "loyalty": grpc.aio.insecure_channel(system.loyalty.address),
+        "complaints": grpc.aio.insecure_channel(system.complaints.address),
         "gateway": system.as_employee(system.gateway, ADMINISTRATOR, ("admin",)),
     }
     rows_before = {name: await settled_rows(url) for name, url in databases.items()}
@@ -682,8 +737,9 @@ async def bad_bytes_sent(system: System) -> BadBytesRun:
     print(
         f"\nbad bytes: {len(BAD_CALLS)} calls to {len(BAD_CALLS) // 4} methods: "
         + ", ".join(f"{codes.count(code)} {code}" for code in sorted(set(codes)))
-        + f"; {warnings} warning lines; rows customer {sum(rows_after['customer'].values())}, "
-        f"loyalty {sum(rows_after['loyalty'].values())}, unchanged: {rows_before == rows_after}"
+        + f"; {warnings} warning lines; rows "
+        + ", ".join(f"{name} {sum(rows.values())}" for name, rows in rows_after.items())
+        + f", unchanged: {rows_before == rows_after}"
     )
     return BadBytesRun(answers, rows_before, rows_after)
 
@@ -729,6 +785,7 @@ async def test_every_server_still_serves_after_bad_bytes(system: System, bad_byt
     probes = [
         (system.customer.address, CUSTOMER_SERVICE),
         (system.loyalty.address, LOYALTY_SERVICE),
+        (system.complaints.address, COMPLAINTS_SERVICE),
         *((system.gateway.health_address, service.name) for service in EXPOSED_SERVICES),
     ]
     statuses = {}
@@ -769,6 +826,7 @@ async def gateway_without_loyalty(
                     migrated_gateway_database_url("gateway_overload"),
                     CUSTOMER_TARGET=system.customer.address,
                     LOYALTY_TARGET=no_loyalty,
+                    COMPLAINTS_TARGET=system.complaints.address,
                 ),
             },
             logs,
