@@ -4,13 +4,21 @@ from pathlib import Path
 
 from chassis.service import Service, ServiceDefinition
 from crm.offers.v1.offers_service_pb2_grpc import add_OfferServiceServicer_to_server
+from services.offers.customer_lines import CustomerLines
 from services.offers.servicer import OfferServicer
 from services.offers.settings import OffersSettings
+from services.offers.tariff_advice import TariffAdvisor
 
 
 def assemble(service: Service, settings: OffersSettings) -> None:
     """Adds the offers service's parts, each reading the time from the service's clock."""
-    service.serve(add_OfferServiceServicer_to_server, OfferServicer(service.database, service.clock))  # type: ignore[abstract]
+    database, clock = service.database, service.clock
+    lines = None
+    if settings.customer_target:
+        lines = CustomerLines(settings.customer_target, deadline_seconds=settings.customer_deadline_seconds)
+        service.run_in_background(lines)
+    advisor = TariffAdvisor(database, clock, lines)
+    service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))  # type: ignore[abstract]
 
 
 OFFERS = ServiceDefinition(

@@ -1,15 +1,17 @@
 """Offers' domain values to and from their protobuf messages."""
 
+from datetime import datetime
 from typing import TypeVar
 
 from google.protobuf import field_mask_pb2
-from google.type import money_pb2
+from google.type import date_pb2, money_pb2
 
 from chassis.errors import InvalidArgument, Violations
 from chassis.etags import etag
 from chassis.wellknown import money_to_decimal, timestamp_from_proto, timestamp_to_proto
 from crm.customer.v1 import usage_pb2
-from crm.offers.v1 import catalog_pb2
+from crm.offers.v1 import catalog_pb2, coverage_pb2, recommendation_pb2
+from services.offers.advice import Advice, Outcome, option_words
 from services.offers.catalog import (
     UPDATABLE_FIELDS,
     Allowance,
@@ -21,7 +23,10 @@ from services.offers.catalog import (
     PriceModel,
     Technology,
 )
+from services.offers.costing import MonthCost
+from services.offers.coverage import Area
 from services.offers.money import MINOR_DIGITS, Money, minor_units
+from services.offers.ranking import CostedPlan
 
 KINDS: dict[catalog_pb2.OfferingKind, OfferingKind] = {
     catalog_pb2.OFFERING_KIND_TARIFF_PLAN: OfferingKind.TARIFF_PLAN,
@@ -197,3 +202,89 @@ def _rate(message: money_pb2.Money, currency: str, field: str, violations: Viola
     if rate.currency != currency and currency in MINOR_DIGITS:
         violations.add(f"{field}.currency_code", f"must be {currency}, the currency of the price")
     return rate.minor
+
+
+def recommendation_to_proto(
+    advice: Advice, name: str, subscription: str, now: datetime
+) -> recommendation_pb2.TariffRecommendation:
+    """The advice as the contract tells it."""
+    recommended = advice.recommended
+    saving = advice.monthly_saving
+    return recommendation_pb2.TariffRecommendation(
+        name=name,
+        subscription=subscription,
+        outcome=OUTCOMES[advice.outcome],
+        current_plan=advice.current_plan,
+        current_monthly_cost=money_to_proto(advice.current.expected_monthly_cost) if advice.current else None,
+        recommended_plan=recommended.plan.name if recommended else "",
+        recommended_monthly_cost=money_to_proto(recommended.expected_monthly_cost) if recommended else None,
+        monthly_saving=money_to_proto(saving) if saving else None,
+        months=[date_pb2.Date(year=m.year, month=m.month, day=1) for m in advice.months],
+        usage_summary=advice.usage_summary,
+        explanation=advice.explanation,
+        options=[_option(advice, option, rank) for rank, option in enumerate(advice.options, start=1)],
+        ineligible_plans=[
+            recommendation_pb2.IneligiblePlan(plan=plan.name, reason=why.reason, explanation=why.explanation)
+            for plan, why in advice.ineligible
+        ],
+        create_time=timestamp_to_proto(now),
+    )
+
+
+OUTCOMES = {
+    Outcome.SWITCH: recommendation_pb2.RECOMMENDATION_OUTCOME_SWITCH,
+    Outcome.STAY: recommendation_pb2.RECOMMENDATION_OUTCOME_STAY,
+    Outcome.NO_USAGE: recommendation_pb2.RECOMMENDATION_OUTCOME_NO_USAGE,
+}
+
+
+def _option(advice: Advice, option: CostedPlan, rank: int) -> recommendation_pb2.PlanOption:
+    extra = advice.extra_cost(option)
+    return recommendation_pb2.PlanOption(
+        plan=option.plan.name,
+        plan_version=option.plan.version,
+        display_name=option.plan.display_name,
+        rank=rank,
+        expected_monthly_cost=money_to_proto(option.expected_monthly_cost),
+        covers_usage=option.covers_usage,
+        current=option.plan.name == advice.current_plan,
+        promoted=option.plan.promoted,
+        extra_monthly_cost=money_to_proto(extra),
+        months=[_month_cost(month) for month in option.months],
+        explanation=option_words(option, extra),
+    )
+
+
+def _month_cost(cost: MonthCost) -> recommendation_pb2.MonthCost:
+    return recommendation_pb2.MonthCost(
+        month=date_pb2.Date(year=cost.month.year, month=cost.month.month, day=1),
+        charges=[
+            recommendation_pb2.Charge(
+                item=charge.item,
+                units=charge.units,
+                unit_price=money_to_proto(charge.unit_price),
+                amount=money_to_proto(charge.amount),
+                description=charge.description,
+            )
+            for charge in cost.charges
+        ],
+        total=money_to_proto(cost.total),
+    )
+
+
+def area_from_proto(message: coverage_pb2.CoverageArea) -> Area:
+    """A coverage area as a request gives it (an unknown technology reads as unspecified, refused later)."""
+    return Area(
+        market=message.market.strip().upper(),
+        area=message.area,
+        technologies=frozenset(TECHNOLOGIES.get(t, Technology.UNSPECIFIED) for t in message.technologies),
+    )
+
+
+def area_to_proto(area: Area) -> coverage_pb2.CoverageArea:
+    """A coverage area's message, technologies in order."""
+    return coverage_pb2.CoverageArea(
+        area=area.area,
+        market=area.market,
+        technologies=[TECHNOLOGY_NUMBERS[t] for t in sorted(area.technologies)],
+    )

@@ -12,12 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import Clock
 from chassis.database import Database
+from chassis.errors import invalid_field
 from chassis.etags import version_from_etag
 from chassis.idempotency import IdempotentRunner
-from chassis.pagination import read_page_request
-from crm.offers.v1 import catalog_pb2, offers_service_pb2, offers_service_pb2_grpc
-from services.offers import catalog_store, mapping, offerings
-from services.offers.resource_names import offering_name
+from chassis.pagination import Page, read_page_request
+from chassis.wellknown import timestamp_to_proto
+from crm.offers.v1 import catalog_pb2, coverage_pb2, offers_service_pb2, offers_service_pb2_grpc, recommendation_pb2
+from services.offers import catalog_store, coverage_store, mapping, offerings
+from services.offers.coverage import checked_areas
+from services.offers.resource_names import COVERAGE, offering_name
+from services.offers.tariff_advice import TariffAdvisor
 
 Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 
@@ -25,9 +29,10 @@ Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 class OfferServicer(offers_service_pb2_grpc.OfferServiceServicer):
     """The offers service's gRPC face."""
 
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, advisor: TariffAdvisor) -> None:
         self._database = database
         self._clock = clock
+        self._advisor = advisor
         self._once = IdempotentRunner(database, catalog_store.idempotency_keys)
 
     # Catalog -------------------------------------------------------------------------------------
@@ -109,3 +114,61 @@ class OfferServicer(offers_service_pb2_grpc.OfferServiceServicer):
             return mapping.offering_to_proto(retired)
 
         return await self._once.run(request, catalog_pb2.ProductOffering, retire)
+
+    # Coverage ------------------------------------------------------------------------------------
+
+    async def GetCoverage(
+        self, request: offers_service_pb2.GetCoverageRequest, context: Context
+    ) -> coverage_pb2.Coverage:
+        COVERAGE.parse(request.name)
+        async with self._database.transaction() as session:
+            state = await coverage_store.coverage_state(session)
+        return _coverage(state)
+
+    async def ListCoverageAreas(
+        self, request: offers_service_pb2.ListCoverageAreasRequest, context: Context
+    ) -> offers_service_pb2.ListCoverageAreasResponse:
+        market = request.market.strip().upper()
+        if not market:
+            raise invalid_field("market", "is required")
+        criteria: dict[str, str | int | bool | None] = {"market": market}
+        page = read_page_request(request.page_size, request.page_token, criteria)
+        async with self._database.transaction() as session:
+            rows = await coverage_store.list_areas(session, market, page)
+        result = Page.cut(rows, page, lambda area: [area.key], criteria)
+        return offers_service_pb2.ListCoverageAreasResponse(
+            areas=[mapping.area_to_proto(area) for area in result.items], next_page_token=result.next_page_token
+        )
+
+    async def ReplaceCoverage(
+        self, request: offers_service_pb2.ReplaceCoverageRequest, context: Context
+    ) -> coverage_pb2.Coverage:
+        market = request.market.strip().upper()
+        areas = checked_areas(market, [mapping.area_from_proto(area) for area in request.areas])
+
+        async def replace(session: AsyncSession) -> coverage_pb2.Coverage:
+            await coverage_store.replace_market(session, market, areas, self._clock.now())
+            return _coverage(await coverage_store.coverage_state(session))
+
+        return await self._once.run(request, coverage_pb2.Coverage, replace)
+
+    # Tariff advice -------------------------------------------------------------------------------
+
+    async def RecommendTariff(
+        self, request: offers_service_pb2.RecommendTariffRequest, context: Context
+    ) -> recommendation_pb2.TariffRecommendation:
+        return await self._advisor.recommend(request.subscription, request.months)
+
+    async def GetTariffRecommendation(
+        self, request: offers_service_pb2.GetTariffRecommendationRequest, context: Context
+    ) -> recommendation_pb2.TariffRecommendation:
+        return await self._advisor.kept_advice(request.name)
+
+
+def _coverage(state: coverage_store.CoverageState) -> coverage_pb2.Coverage:
+    return coverage_pb2.Coverage(
+        name=COVERAGE.format(),
+        area_count=state.area_count,
+        version=state.version,
+        update_time=timestamp_to_proto(state.update_time),
+    )

@@ -10,10 +10,12 @@ from crm.offers.v1 import catalog_pb2, offers_service_pb2
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
 from tests.support import request_id
 
+CURRENCIES = {"UZ": "UZS", "KZ": "KZT", "UA": "UAH", "VN": "VND"}
 
-def som(amount: int) -> money_pb2.Money:
-    """An amount of whole som."""
-    return money_pb2.Money(currency_code="UZS", units=amount)
+
+def som(amount: int, currency: str = "UZS") -> money_pb2.Money:
+    """An amount of whole som (or of another currency's main unit)."""
+    return money_pb2.Money(currency_code=currency, units=amount)
 
 
 def tariff(
@@ -29,20 +31,25 @@ def tariff(
     per_mb: int = 10,
     per_minute: int = 100,
     technology: usage_pb2.RadioTechnology = usage_pb2.RADIO_TECHNOLOGY_UNSPECIFIED,
-    regions: tuple[str, ...] = (),
+    regions: tuple[str, ...] = ("No line's region",),
     promoted: bool = False,
     kind: catalog_pb2.OfferingKind = catalog_pb2.OFFERING_KIND_TARIFF_PLAN,
 ) -> catalog_pb2.ProductOffering:
-    """A plan of the Uzbek market, priced in whole som."""
+    """A plan of a market (Uzbek by default), priced in whole units of its currency, sold by default in
+    a region where no test's line lives (so that it never enters another test's advice)."""
+    currency = CURRENCIES[market]
     return catalog_pb2.ProductOffering(
         kind=kind,
         display_name=display_name,
         market=market,
         price_model=model,
-        price=som(price),
+        price=som(price, currency),
         allowances=catalog_pb2.Allowances(on_net_minutes=on_net, off_net_minutes=off_net, sms=sms, data_mb=data_mb),
         overage_rates=catalog_pb2.OverageRates(
-            on_net_minute=som(per_minute), off_net_minute=som(per_minute * 2), sms=som(50), data_mb=som(per_mb)
+            on_net_minute=som(per_minute, currency),
+            off_net_minute=som(per_minute * 2, currency),
+            sms=som(50, currency),
+            data_mb=som(per_mb, currency),
         ),
         required_technology=technology,
         regions=list(regions),
