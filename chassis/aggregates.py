@@ -12,3 +12,5 @@ class AggregateType(StrEnum):
     """A customer with its lines, consent, usage, billing and segments (`customers/{customer}`)."""
     LOYALTY_ACCOUNT = "loyalty_account"
     """A customer's points account (`accounts/{account}`)."""
+    COMPLAINT = "complaint"
+    """A complaint ticket with its notes, history, SLA and compensation (`complaints/{complaint}`)."""

@@ -443,11 +443,12 @@ async def record_satisfaction(
 
 
 async def announce(session: AsyncSession, ticket: Ticket, payloads: list[Message], now: datetime) -> None:
-    """Appends events about a ticket to the outbox, under its customer's aggregate so that a customer's
-    erasure empties them with the customer's other events."""
-    aggregate = CUSTOMER.format(ticket.customer_id)
+    """Appends events about a ticket to the outbox under the ticket's own aggregate, so that a feed
+    keyed by aggregate keeps each ticket's events in order (a customer's erasure finds them through
+    the customer's tickets)."""
+    aggregate = COMPLAINT.format(ticket.id)
     await append_events(
-        session, [NewEvent(AggregateType.CUSTOMER, aggregate, payload) for payload in payloads], now=now
+        session, [NewEvent(AggregateType.COMPLAINT, aggregate, payload) for payload in payloads], now=now
     )
 
 

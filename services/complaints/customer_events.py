@@ -15,6 +15,7 @@ from chassis.outbox import erase_aggregate_payloads
 from crm.common.v1 import events_pb2 as common_events_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
 from services.complaints import store
+from services.complaints.resource_names import COMPLAINT
 
 CONSUMER_NAME = "complaints"
 PRODUCER_NAME = "customer"
@@ -50,5 +51,10 @@ async def erase_customer(session: AsyncSession, customer: str) -> int:
     customer_id = CUSTOMER.parse_uuid(customer, "customer")
     touched = await store.erase_customer_words(session, customer_id)
     await store.change_segments(session, customer_id, [], list(await store.segments_of(session, customer_id)))
+    for complaint_id in await store.complaint_ids_of(session, customer_id):
+        await erase_aggregate_payloads(
+            session, aggregate_type=AggregateType.COMPLAINT, aggregate_id=COMPLAINT.format(complaint_id)
+        )
+    # Events written before tickets had an aggregate type of their own were filed under the customer.
     await erase_aggregate_payloads(session, aggregate_type=AggregateType.CUSTOMER, aggregate_id=customer)
     return touched

@@ -211,6 +211,12 @@ async def list_tickets(session: AsyncSession, criteria: TicketFilter, page: Page
     return [_ticket(row) for row in rows]
 
 
+async def complaint_ids_of(session: AsyncSession, customer_id: uuid.UUID) -> list[uuid.UUID]:
+    """Every ticket of a customer (through the index by customer), for erasure."""
+    rows = await session.execute(text("SELECT id FROM complaints WHERE customer_id = :c"), {"c": customer_id})
+    return [row.id for row in rows]
+
+
 async def child_ids(session: AsyncSession, parent_id: uuid.UUID) -> list[uuid.UUID]:
     """The tickets linked below a ticket."""
     rows = await session.execute(text("SELECT id FROM complaints WHERE parent_id = :id"), {"id": parent_id})
