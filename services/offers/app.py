@@ -4,10 +4,11 @@ from pathlib import Path
 
 from chassis.service import Service, ServiceDefinition
 from crm.offers.v1.offers_service_pb2_grpc import add_OfferServiceServicer_to_server
-from services.offers.customer_lines import CustomerLines
+from services.offers.customer_lines import SERVICE_CALLER, CustomerLines
 from services.offers.servicer import OfferServicer
 from services.offers.settings import OffersSettings
 from services.offers.tariff_advice import TariffAdvisor
+from services.offers.tariff_change_sender import TariffChangeSender
 
 
 def assemble(service: Service, settings: OffersSettings) -> None:
@@ -17,8 +18,12 @@ def assemble(service: Service, settings: OffersSettings) -> None:
     if settings.customer_target:
         lines = CustomerLines(settings.customer_target, deadline_seconds=settings.customer_deadline_seconds)
         service.run_in_background(lines)
+        sender = TariffChangeSender(database, clock, lines)
+        service.run_every(
+            "plan-change-sender", settings.plan_change_interval_seconds, sender.send_due, actor=SERVICE_CALLER
+        )
     advisor = TariffAdvisor(database, clock, lines)
-    service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))  # type: ignore[abstract]
+    service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))
 
 
 OFFERS = ServiceDefinition(

@@ -8,9 +8,11 @@ from google.type import date_pb2, money_pb2
 
 from chassis.errors import InvalidArgument, Violations
 from chassis.etags import etag
+from chassis.names import SUBSCRIPTION
 from chassis.wellknown import money_to_decimal, timestamp_from_proto, timestamp_to_proto
+from crm.common.v1 import common_pb2
 from crm.customer.v1 import usage_pb2
-from crm.offers.v1 import catalog_pb2, coverage_pb2, recommendation_pb2
+from crm.offers.v1 import catalog_pb2, coverage_pb2, plan_change_pb2, recommendation_pb2
 from services.offers.advice import Advice, Outcome, option_words
 from services.offers.catalog import (
     UPDATABLE_FIELDS,
@@ -26,7 +28,9 @@ from services.offers.catalog import (
 from services.offers.costing import MonthCost
 from services.offers.coverage import Area
 from services.offers.money import MINOR_DIGITS, Money, minor_units
+from services.offers.plan_changes import AcceptanceRequest, AcceptorKind, Origin, PlanChange, State
 from services.offers.ranking import CostedPlan
+from services.offers.resource_names import PLAN_CHANGE, RECOMMENDATION
 
 KINDS: dict[catalog_pb2.OfferingKind, OfferingKind] = {
     catalog_pb2.OFFERING_KIND_TARIFF_PLAN: OfferingKind.TARIFF_PLAN,
@@ -287,4 +291,76 @@ def area_to_proto(area: Area) -> coverage_pb2.CoverageArea:
         area=area.area,
         market=area.market,
         technologies=[TECHNOLOGY_NUMBERS[t] for t in sorted(area.technologies)],
+    )
+
+
+ACCEPTOR_KINDS: dict[plan_change_pb2.AcceptorKind, AcceptorKind] = {
+    plan_change_pb2.ACCEPTOR_KIND_CUSTOMER: AcceptorKind.CUSTOMER,
+    plan_change_pb2.ACCEPTOR_KIND_AGENT_FOR_CUSTOMER: AcceptorKind.AGENT_FOR_CUSTOMER,
+}
+ORIGINS: dict[plan_change_pb2.PlanChangeOrigin, Origin] = {
+    plan_change_pb2.PLAN_CHANGE_ORIGIN_REQUEST: Origin.REQUEST,
+    plan_change_pb2.PLAN_CHANGE_ORIGIN_RECOMMENDATION: Origin.RECOMMENDATION,
+    plan_change_pb2.PLAN_CHANGE_ORIGIN_RETIREMENT: Origin.RETIREMENT,
+}
+STATES: dict[plan_change_pb2.PlanChangeState, State] = {
+    plan_change_pb2.PLAN_CHANGE_STATE_PROPOSED: State.PROPOSED,
+    plan_change_pb2.PLAN_CHANGE_STATE_ACCEPTED: State.ACCEPTED,
+    plan_change_pb2.PLAN_CHANGE_STATE_APPLIED: State.APPLIED,
+    plan_change_pb2.PLAN_CHANGE_STATE_REFUSED: State.REFUSED,
+    plan_change_pb2.PLAN_CHANGE_STATE_DECLINED: State.DECLINED,
+}
+_ACCEPTOR_NUMBERS = _inverse(ACCEPTOR_KINDS)
+_ORIGIN_NUMBERS = _inverse(ORIGINS)
+_STATE_NUMBERS = _inverse(STATES)
+
+
+CHANNELS: dict[str, common_pb2.Channel] = {
+    "RETAIL_SHOP": common_pb2.CHANNEL_RETAIL_SHOP,
+    "WEB": common_pb2.CHANNEL_WEB,
+    "APP": common_pb2.CHANNEL_APP,
+    "CALL_CENTRE": common_pb2.CHANNEL_CALL_CENTRE,
+}
+
+
+def channel_name(channel: common_pb2.Channel) -> str:
+    """A channel's name as stored ("CALL_CENTRE"); empty when unspecified."""
+    return next((name for name, number in CHANNELS.items() if number == channel), "")
+
+
+def acceptance_from_proto(message: plan_change_pb2.Acceptance, present: bool) -> AcceptanceRequest | None:
+    """The acceptance a request carries; None when it carries none."""
+    if not present:
+        return None
+    return AcceptanceRequest(ACCEPTOR_KINDS.get(message.acceptor_kind), channel_name(message.channel))
+
+
+def plan_change_to_proto(change: PlanChange) -> plan_change_pb2.PlanChange:
+    """A plan change's message, with the evidence of its acceptance."""
+    acceptance = change.acceptance
+    return plan_change_pb2.PlanChange(
+        name=PLAN_CHANGE.format(change.id),
+        subscription=SUBSCRIPTION.format(change.customer_id, change.subscription_id),
+        from_plan=change.from_plan,
+        to_plan=change.to_plan,
+        to_plan_version=change.to_plan_version,
+        to_plan_price=money_to_proto(change.to_plan_price),
+        origin=_ORIGIN_NUMBERS[change.origin],
+        recommendation=RECOMMENDATION.format(change.recommendation_id) if change.recommendation_id else "",
+        state=_STATE_NUMBERS[change.state],
+        acceptance=plan_change_pb2.Acceptance(
+            acceptor_kind=_ACCEPTOR_NUMBERS[acceptance.acceptor_kind],
+            channel=CHANNELS[acceptance.channel],
+            accepted_by=acceptance.accepted_by,
+            accept_time=timestamp_to_proto(acceptance.accept_time),
+            statement=acceptance.statement,
+        )
+        if acceptance
+        else None,
+        decline_note=change.decline_note,
+        refusal_reason=change.refusal_reason,
+        refusal_message=change.refusal_message,
+        create_time=timestamp_to_proto(change.create_time),
+        settle_time=timestamp_to_proto(change.settle_time),
+        etag=etag(change.version),
     )

@@ -15,12 +15,21 @@ from chassis.database import Database
 from chassis.errors import invalid_field
 from chassis.etags import version_from_etag
 from chassis.idempotency import IdempotentRunner
+from chassis.names import SUBSCRIPTION
 from chassis.pagination import Page, read_page_request
 from chassis.wellknown import timestamp_to_proto
-from crm.offers.v1 import catalog_pb2, coverage_pb2, offers_service_pb2, offers_service_pb2_grpc, recommendation_pb2
-from services.offers import catalog_store, coverage_store, mapping, offerings
+from crm.offers.v1 import (
+    catalog_pb2,
+    coverage_pb2,
+    offers_service_pb2,
+    offers_service_pb2_grpc,
+    plan_change_pb2,
+    recommendation_pb2,
+)
+from services.offers import catalog_store, coverage_store, mapping, offerings, tariff_changes
 from services.offers.coverage import checked_areas
-from services.offers.resource_names import COVERAGE, offering_name
+from services.offers.plan_changes import consent_required
+from services.offers.resource_names import COVERAGE, PLAN_CHANGE, RECOMMENDATION, offering_name, plan_name
 from services.offers.tariff_advice import TariffAdvisor
 
 Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
@@ -163,6 +172,80 @@ class OfferServicer(offers_service_pb2_grpc.OfferServiceServicer):
         self, request: offers_service_pb2.GetTariffRecommendationRequest, context: Context
     ) -> recommendation_pb2.TariffRecommendation:
         return await self._advisor.kept_advice(request.name)
+
+    # Plan changes --------------------------------------------------------------------------------
+
+    async def CreatePlanChange(
+        self, request: offers_service_pb2.CreatePlanChangeRequest, context: Context
+    ) -> plan_change_pb2.PlanChange:
+        wanted = request.plan_change
+        subscription = SUBSCRIPTION.format(*SUBSCRIPTION.parse_uuids(wanted.subscription, "plan_change.subscription"))
+        to_plan = plan_name(wanted.to_plan, "plan_change.to_plan")
+        recommendation = (
+            RECOMMENDATION.parse_uuid(wanted.recommendation, "plan_change.recommendation")
+            if wanted.recommendation
+            else None
+        )
+        acceptance = mapping.acceptance_from_proto(wanted.acceptance, wanted.HasField("acceptance"))
+        if acceptance is None or acceptance.acceptor_kind is None:
+            # Refused before anything is read or written: no change without the customer's consent.
+            raise consent_required(subscription)
+        line = await self._advisor.line(subscription)
+
+        async def create(session: AsyncSession) -> plan_change_pb2.PlanChange:
+            change = await tariff_changes.create_accepted_change(
+                session, line, to_plan, acceptance, recommendation, self._clock.now()
+            )
+            return mapping.plan_change_to_proto(change)
+
+        return await self._once.run(request, plan_change_pb2.PlanChange, create)
+
+    async def GetPlanChange(
+        self, request: offers_service_pb2.GetPlanChangeRequest, context: Context
+    ) -> plan_change_pb2.PlanChange:
+        change_id = PLAN_CHANGE.parse_uuid(request.name)
+        async with self._database.transaction() as session:
+            return mapping.plan_change_to_proto(await tariff_changes.get_change(session, change_id))
+
+    async def ListPlanChanges(
+        self, request: offers_service_pb2.ListPlanChangesRequest, context: Context
+    ) -> offers_service_pb2.ListPlanChangesResponse:
+        customer_id, subscription_id = SUBSCRIPTION.parse_uuids(request.subscription, "subscription")
+        criteria: dict[str, str | int | bool | None] = {
+            "subscription": SUBSCRIPTION.format(customer_id, subscription_id)
+        }
+        page = read_page_request(request.page_size, request.page_token, criteria)
+        async with self._database.transaction() as session:
+            result = await tariff_changes.list_changes(session, customer_id, subscription_id, page)
+        return offers_service_pb2.ListPlanChangesResponse(
+            plan_changes=[mapping.plan_change_to_proto(c) for c in result.items],
+            next_page_token=result.next_page_token,
+        )
+
+    async def AcceptPlanChange(
+        self, request: offers_service_pb2.AcceptPlanChangeRequest, context: Context
+    ) -> plan_change_pb2.PlanChange:
+        change_id = PLAN_CHANGE.parse_uuid(request.name)
+        expected = version_from_etag(request.etag)
+        acceptance = mapping.acceptance_from_proto(request.acceptance, request.HasField("acceptance"))
+
+        async def accept(session: AsyncSession) -> plan_change_pb2.PlanChange:
+            change = await tariff_changes.accept_proposal(session, change_id, acceptance, expected, self._clock.now())
+            return mapping.plan_change_to_proto(change)
+
+        return await self._once.run(request, plan_change_pb2.PlanChange, accept)
+
+    async def DeclinePlanChange(
+        self, request: offers_service_pb2.DeclinePlanChangeRequest, context: Context
+    ) -> plan_change_pb2.PlanChange:
+        change_id = PLAN_CHANGE.parse_uuid(request.name)
+        channel = mapping.channel_name(request.channel)
+
+        async def decline(session: AsyncSession) -> plan_change_pb2.PlanChange:
+            change = await tariff_changes.decline_proposal(session, change_id, channel, self._clock.now())
+            return mapping.plan_change_to_proto(change)
+
+        return await self._once.run(request, plan_change_pb2.PlanChange, decline)
 
 
 def _coverage(state: coverage_store.CoverageState) -> coverage_pb2.Coverage:

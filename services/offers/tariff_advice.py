@@ -67,6 +67,10 @@ class TariffAdvisor:
         context = LineContext(market=current.market, home_region=line.home_region, usage=usage)
         return line, advise(current, plans, context, coverage, self._clock.now())
 
+    async def line(self, subscription: str) -> Line:
+        """The line as the customer service has it now."""
+        return await self._customer_lines().line(subscription)
+
     async def kept_advice(self, name: str) -> recommendation_pb2.TariffRecommendation:
         """Advice given before, as it was sent."""
         recommendation_id = RECOMMENDATION.parse_uuid(name)

@@ -9,12 +9,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chassis.clock import ManualClock
-from chassis.database import async_url
+from chassis.database import Database, async_url, create_engine
 from chassis.server import ServiceServer
-from chassis.settings import Environment
+from chassis.settings import DatabaseSettings, Environment
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
 from services.offers.app import OFFERS
+from services.offers.customer_lines import CustomerLines
 from services.offers.settings import OffersSettings
+from services.offers.tariff_change_sender import TariffChangeSender
 from tools.postgres import PostgresCluster
 
 
@@ -80,3 +82,27 @@ async def offers_engine(offers_database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(async_url(offers_database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def offers_database(offers_database_url: str) -> AsyncIterator[Database]:
+    """The offers database, for driving the service's background work directly."""
+    database = Database(create_engine(DatabaseSettings(url=offers_database_url), application_name="tests"))
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def customer_lines(customer_server: ServiceServer) -> AsyncIterator[CustomerLines]:
+    """The customer service as the offers service reads and changes its lines."""
+    lines = CustomerLines(f"127.0.0.1:{customer_server.port}", deadline_seconds=5)
+    yield lines
+    await lines.stop()
+
+
+@pytest.fixture
+def plan_change_sender(
+    offers_database: Database, offers_clock: ManualClock, customer_lines: CustomerLines
+) -> TariffChangeSender:
+    """A sender of accepted plan changes like the one the service runs, run when a test says."""
+    return TariffChangeSender(offers_database, offers_clock, customer_lines)
