@@ -1,6 +1,6 @@
 """crmctl: calls the CRM's gRPC API from the command line, JSON in and JSON out.
 
-    python -m tools.crmctl [--target HOST:PORT] [--user NAME] [--timeout SECONDS] COMMAND ...
+    python -m tools.crmctl [CALLER] [--target HOST:PORT] [--timeout SECONDS] COMMAND ...
 
 Commands:
   list                         the services and methods the server offers
@@ -11,27 +11,51 @@ Commands:
                                customers/123, customers/123/subscriptions/456, customers/123/consentState
   search TEXT [--phone-region XX]
                                customers whose phone number (when TEXT looks like one) or name matches
+  token (--role ROLE ... | --customer customers/ID) [--subject NAME] [--lifetime SECONDS]
+                               prints a token signed with the local signing key, for any gRPC tool
+                               (`authorization: Bearer <token>`)
+
+Who calls (CALLER, before or after the command):
+  --role ROLE [--role ROLE ...] [--user NAME]
+                               an employee with those roles (agent, supervisor, marketing,
+                               back-office, sre, admin): a token signed with the local key, subject NAME
+  --customer customers/ID      that customer, for themselves: a token signed with the local key
+  --cert FILE --key FILE       a retail partner, with its client certificate, at --partner-address
+  --token TOKEN                a bearer token from anywhere (an identity provider, `crmctl token`)
+  (none)                       the development identity `x-crm-user: NAME` (--user, default "cli"),
+                               which only a gateway with GATEWAY_DEVELOPMENT_IDENTITY=true accepts
+                               (`make run` turns it on)
 
 Examples:
   python -m tools.crmctl list
-  python -m tools.crmctl call crm.customer.v1.CustomerService/SearchCustomers '{"nameQuery": "nguyen"}'
-  python -m tools.crmctl search "+998 90 123-45-67"
-  python -m tools.crmctl search 0501234567 --phone-region UA
+  python -m tools.crmctl --role agent call crm.customer.v1.CustomerService/SearchCustomers '{"nameQuery": "nguyen"}'
+  python -m tools.crmctl --role agent search "+998 90 123-45-67"
+  python -m tools.crmctl --customer customers/123 call crm.loyalty.v1.LoyaltyService/GetBalance \
+      '{"name": "accounts/123/balance"}'
+  python -m tools.crmctl --cert .data/credentials/partner-texnomart.pem \
+      --key .data/credentials/partner-texnomart.key search 0501234567 --phone-region UA
+  python -m tools.crmctl token --role supervisor --subject alice
 
-The server describes its API through gRPC server reflection, so no local .proto file is needed.
-Every call carries the deadline --timeout (default 10 s) and the metadata `x-crm-user: <--user>`
-(default "cli"), which the gateway takes as the caller's identity. A failed call prints its gRPC
+Calls go over TLS, the gateway's certificate verified with --ca (default: the local CA that `make
+run` makes, <CRM_DATA_DIR or .data>/credentials/ca.pem); tokens are signed with the key beside it
+(--credentials). The server describes its API through gRPC server reflection, so no local .proto
+file is needed; where it keeps reflection to employees, crmctl reads this checkout's generated code
+instead. Every call carries the deadline --timeout (default 10 s). A failed call prints its gRPC
 code and message and the details of its google.rpc.Status (ErrorInfo reason and domain, BadRequest
-field violations, ...) on stderr and exits with 1; bad usage exits with 2.
+field violations, RetryInfo, ...) on stderr and exits with 1; bad usage and missing credentials
+exit with 2.
 """
 
 import argparse
 import collections
+import importlib
 import json
 import os
+import pkgutil
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
@@ -42,12 +66,27 @@ from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
 
+import crm
+from tools.credentials import CertificateFiles
+from tools.local_gateway import (
+    DEFAULT_ADDRESS,
+    DEFAULT_PARTNER_ADDRESS,
+    MissingCredentials,
+    bearer,
+    credentials_dir,
+    existing_credentials,
+    partner_tls,
+    shown_path,
+    tls,
+)
+
 if TYPE_CHECKING:
     # The call objects a continuation returns exist in grpc's stubs only.
     from grpc import _CallFuture, _CallIterator
 
-DEFAULT_TARGET = "127.0.0.1:50050"
 USER_METADATA_KEY = "x-crm-user"
+DEFAULT_USER = "cli"
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 _GET_METHODS = (
     (re.compile(r"^customers/[^/]+$"), "GetCustomer"),
@@ -118,17 +157,29 @@ class _CallDefaults(
         return continuation(self._with_defaults(client_call_details), request_iterator)
 
 
-class ReflectedApi:
-    """The API of the server at the other end of a channel, as its reflection service describes it."""
+class ServerApi:
+    """The API of the server at the other end of a channel, as its reflection service describes it,
+    or as this checkout's generated code does when the server keeps reflection to employees."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         self._channel = channel
-        self._database = ProtoReflectionDescriptorDatabase(channel)
-        self._pool = descriptor_pool.DescriptorPool(self._database)
+        database = ProtoReflectionDescriptorDatabase(channel)
+        try:
+            self._services = sorted(database.get_services())
+            self._pool = descriptor_pool.DescriptorPool(database)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.PERMISSION_DENIED:
+                raise
+            print(
+                "crmctl: the server describes its API to employees only; using this checkout's generated code",
+                file=sys.stderr,
+            )
+            self._services = _generated_services()
+            self._pool = descriptor_pool.Default()
 
     def services(self) -> list[str]:
         """Full names of the services the server offers."""
-        return sorted(self._database.get_services())
+        return self._services
 
     def methods(self, service: str) -> list[MethodDescriptor]:
         """The methods of `service`."""
@@ -163,6 +214,15 @@ class ReflectedApi:
 
     def _json(self, message: Message) -> str:
         return json_format.MessageToJson(message, descriptor_pool=self._pool, ensure_ascii=False, indent=2)
+
+
+def _generated_services() -> list[str]:
+    """Full names of the services in this checkout's generated code (importing it fills the default pool)."""
+    names = []
+    for module in pkgutil.walk_packages(crm.__path__, "crm."):
+        if module.name.endswith("_pb2"):
+            names += importlib.import_module(module.name).DESCRIPTOR.services_by_name.keys()
+    return sorted(names)
 
 
 def describe_error(error: grpc.RpcError) -> list[str]:
@@ -203,15 +263,9 @@ def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Run `python -m pydoc tools.crmctl` for more.",
     )
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="server host:port (default %(default)s)")
-    parser.add_argument(
-        "--user", default="cli", help=f"caller identity sent as {USER_METADATA_KEY} (default %(default)s)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=10.0, help="deadline of each call in seconds (default %(default)s)"
-    )
+    _add_common_options(parser, with_defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="services and methods the server offers")
+    listing = commands.add_parser("list", help="services and methods the server offers")
     call = commands.add_parser("call", help="send one request as JSON, print the response as JSON")
     call.add_argument("method", help="Service/Method, e.g. crm.customer.v1.CustomerService/GetCustomer")
     call.add_argument("request", nargs="?", default="{}", help='request as JSON (default {}); "-" reads stdin')
@@ -220,7 +274,128 @@ def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     search = commands.add_parser("search", help="customers by phone number or name")
     search.add_argument("text", help='a phone number ("+998 90 123-45-67") or part of a name ("nguyen")')
     search.add_argument("--phone-region", default="", help="country of a number written without country code")
+    token = commands.add_parser("token", help="print a token signed with the local signing key")
+    token.add_argument(
+        "--lifetime",
+        type=int,
+        default=DEFAULT_TOKEN_LIFETIME_SECONDS,
+        help="seconds the token is valid (default %(default)s)",
+    )
+    for command in (listing, call, get, search, token):
+        # Also after the command (`crmctl token --role agent`); given there, they win.
+        _add_common_options(command, with_defaults=False)
     return parser.parse_args(argv)
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    def default(value: object) -> object:
+        return value if with_defaults else argparse.SUPPRESS
+
+    where = parser.add_argument_group("where")
+    where.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=default(DEFAULT_ADDRESS),
+        help=f"the gateway's TLS host:port (default {DEFAULT_ADDRESS})",
+    )
+    where.add_argument(
+        "--partner-address",
+        metavar="HOST:PORT",
+        default=default(DEFAULT_PARTNER_ADDRESS),
+        help=f"the gateway's mutual-TLS host:port for --cert (default {DEFAULT_PARTNER_ADDRESS})",
+    )
+    where.add_argument(
+        "--credentials",
+        metavar="DIR",
+        type=Path,
+        default=default(credentials_dir()),
+        help=f"the local credentials of `make run` (default {shown_path(credentials_dir())})",
+    )
+    where.add_argument(
+        "--ca",
+        metavar="FILE",
+        type=Path,
+        default=default(None),
+        help="the CA that verifies the gateway (default: ca.pem there)",
+    )
+    where.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=default(10.0),
+        help="deadline of each call in seconds (default 10)",
+    )
+    caller = parser.add_argument_group("who calls")
+    caller.add_argument(
+        "--role",
+        metavar="ROLE",
+        dest="roles",
+        action="append",
+        default=default(None),
+        help="call as an employee with this role (repeat for more); a token signed with the local key",
+    )
+    caller.add_argument(
+        "--user",
+        "--subject",
+        metavar="NAME",
+        dest="user",
+        default=default(DEFAULT_USER),
+        help=f"the employee: a token's subject, or the development identity {USER_METADATA_KEY} (default %(default)s)",
+    )
+    caller.add_argument(
+        "--customer",
+        metavar="customers/ID",
+        default=default(""),
+        help="call as this customer (customers/ID), for themselves",
+    )
+    caller.add_argument(
+        "--cert", metavar="FILE", type=Path, default=default(None), help="a retail partner's client certificate (PEM)"
+    )
+    caller.add_argument(
+        "--key", metavar="FILE", type=Path, default=default(None), help="the private key of --cert (PEM)"
+    )
+    caller.add_argument("--token", metavar="TOKEN", default=default(""), help="call with this bearer token")
+
+
+def _signed_token(arguments: argparse.Namespace) -> str:
+    """The token --role or --customer asks for, signed with the local key; "" when neither is given."""
+    roles: list[str] = arguments.roles or []
+    if roles and arguments.customer:
+        raise UsageError("--role is an employee's, --customer a customer's: give one of them")
+    if not roles and not arguments.customer:
+        return ""
+    credentials = existing_credentials(arguments.credentials)
+    lifetime = getattr(arguments, "lifetime", DEFAULT_TOKEN_LIFETIME_SECONDS)
+    if arguments.customer:
+        if not re.fullmatch(r"customers/[^/]+", arguments.customer):
+            raise UsageError(f"--customer takes a customer's name, customers/ID; got {arguments.customer!r}")
+        return credentials.customer_token(arguments.customer, lifetime_seconds=lifetime)
+    return credentials.employee_token(arguments.user, roles, lifetime_seconds=lifetime)
+
+
+def _channel(arguments: argparse.Namespace) -> tuple[grpc.Channel, list[tuple[str, str]]]:
+    """A channel to the gateway as the caller the options name, and the metadata every call carries."""
+    authority: Path = arguments.ca or arguments.credentials / "ca.pem"
+    token = _signed_token(arguments)
+    partner = arguments.cert is not None or arguments.key is not None
+    if sum((bool(token), bool(arguments.token), partner)) > 1:
+        raise UsageError("call as one caller: --role, --customer, --token or --cert/--key")
+    if not authority.is_file():
+        raise MissingCredentials(
+            f"no CA to verify the gateway with at {shown_path(authority)}: run `make run` once to create the"
+            " local credentials, or pass --ca"
+        )
+    if partner:
+        if arguments.cert is None or arguments.key is None:
+            raise UsageError("a partner calls with both --cert and --key")
+        files = CertificateFiles(arguments.cert, arguments.key)
+        for path in (files.certificate, files.key):
+            if not path.is_file():
+                raise MissingCredentials(f"no such file: {path}")
+        return grpc.secure_channel(arguments.partner_address, partner_tls(authority, files)), []
+    if token or arguments.token:
+        return grpc.secure_channel(arguments.target, bearer(authority, token or arguments.token)), []
+    return grpc.secure_channel(arguments.target, tls(authority)), [(USER_METADATA_KEY, arguments.user)]
 
 
 def _method_and_request(arguments: argparse.Namespace) -> tuple[str, str]:
@@ -240,12 +415,22 @@ def _method_and_request(arguments: argparse.Namespace) -> tuple[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one command; returns the exit code (0 done, 1 the call failed, 2 bad usage)."""
+    """Runs one command; returns the exit code (0 done, 1 the call failed, 2 bad usage or no credentials)."""
     arguments = _parse_arguments(sys.argv[1:] if argv is None else argv)
-    defaults = _CallDefaults(arguments.timeout, [(USER_METADATA_KEY, arguments.user)])
-    with grpc.insecure_channel(arguments.target) as plain_channel:
-        api = ReflectedApi(grpc.intercept_channel(plain_channel, defaults))
+    try:
+        if arguments.command == "token":
+            token = _signed_token(arguments)
+            if not token:
+                raise UsageError("a token is an employee's (--role ROLE) or a customer's (--customer customers/ID)")
+            print(token)
+            return 0
+        channel, metadata = _channel(arguments)
+    except (UsageError, MissingCredentials) as error:
+        print(f"crmctl: {error}", file=sys.stderr)
+        return 2
+    with channel:
         try:
+            api = ServerApi(grpc.intercept_channel(channel, _CallDefaults(arguments.timeout, metadata)))
             if arguments.command == "list":
                 for service in api.services():
                     print(service)

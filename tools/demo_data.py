@@ -1,13 +1,19 @@
 """Demo customers of a mobile operator in Uzbekistan, Ukraine, Vietnam and Russia, loaded through
-the gateway's public API.
+the gateway's public API with the local credentials of `make run`.
 
-    python -m tools.demo_data [--target 127.0.0.1:50050] [--count 400] [--seed 7]
+    python -m tools.demo_data [--target 127.0.0.1:50050] [--partner-target 127.0.0.1:50060]
+                              [--credentials .data/credentials] [--count 400] [--seed 7]
 
 Each customer is a person (names in Uzbek Latin with ʻ, Ukrainian and Russian Cyrillic, Vietnamese
 with diacritics) or an organization, with a local mobile number, a postal address in a real region,
 1 to 3 lines, consent decisions, and a lifecycle that sometimes ends in suspension or churn. The data
 depends only on the seed, and every mutating call carries a request_id derived from it, so loading
 the same seed twice changes nothing.
+
+The back office loads them as the batch identity `demo-loader` (an employee token with the role
+back-office). Customers the demo retail chain (texnomart) signed up are onboarded by that chain
+itself, with its client certificate at the partner address: the customer and their lines; the back
+office records the rest of their story.
 """
 
 import argparse
@@ -20,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TypedDict
+from pathlib import Path
 
 import grpc
 import phonenumbers
@@ -32,9 +38,23 @@ from google.type import date_pb2
 from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2, customer_service_pb2_grpc
 from services.customer.customers.text import fold
+from tools.credentials import DEMO_RETAILER
+from tools.local_gateway import (
+    DEFAULT_ADDRESS,
+    DEFAULT_PARTNER_ADDRESS,
+    LocalGateway,
+    MissingCredentials,
+    credentials_dir,
+    existing_credentials,
+    partner_name,
+    shown_path,
+)
 
-DEFAULT_TARGET = "127.0.0.1:50050"
-CALL_METADATA = (("x-crm-user", "demo-loader"),)
+LOADER = "demo-loader"
+"""The back office's batch identity that loads the demo (the subject of its employee token)."""
+LOADER_ROLES = ("back-office",)
+DEMO_PARTNER = partner_name(DEMO_RETAILER)
+"""The demo retail chain as customers' `retailer_id` names it."""
 CALL_TIMEOUT_SECONDS = 10.0
 CONCURRENT_CUSTOMERS = 8
 # Dates count back from a fixed day rather than today, so that a load on a later day sends the very
@@ -131,7 +151,7 @@ UZBEKISTAN = Country(
     ),
     personal_plans=("plans/uz-start-5gb", "plans/uz-comfort-20gb", "plans/uz-unlim-max"),
     business_plans=("plans/uz-biznes-50gb",),
-    retailers=("retailers/uzmobile-shop-1", "retailers/texnomart", "retailers/mediapark"),
+    retailers=("retailers/uzmobile-shop-1", DEMO_PARTNER, "retailers/mediapark"),
     competitors=("Beeline Uzbekistan", "Ucell", "Mobiuz"),
     moved_abroad="Chet elga koʻchib ketdi",
     email_domains=("mail.uz", "gmail.com", "mail.ru"),
@@ -660,13 +680,6 @@ def _ascii_slug(text: str, separator: str = ".") -> str:
 # Loading ---------------------------------------------------------------------------------------------
 
 
-class CallOptions(TypedDict):
-    """Deadline and metadata of every call."""
-
-    timeout: float
-    metadata: tuple[tuple[str, str], ...]
-
-
 class DemoLoadError(RuntimeError):
     """A call of the load failed; the message names the customer and the step."""
 
@@ -705,17 +718,20 @@ class DemoSummary:
     """Values for example calls; None when no loaded customer fits."""
 
 
-async def load_demo_data(target: str = DEFAULT_TARGET, count: int = 400, seed: int = 7) -> DemoSummary:
-    """Creates `count` demo customers through the gateway at `target`; safe to repeat with the same
-    seed. Raises DemoLoadError naming the customer and the call that failed."""
+async def load_demo_data(gateway: LocalGateway, count: int = 400, seed: int = 7) -> DemoSummary:
+    """Creates `count` demo customers through `gateway`; safe to repeat with the same seed. Raises
+    DemoLoadError naming the customer and the call that failed."""
     plans = plan_demo_customers(count, seed)
     limit = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
-    async with open_channel(target) as channel:
-        stub = customer_service_pb2_grpc.CustomerServiceStub(channel)
+    async with back_office_channel(gateway) as back_office, partner_channel(gateway) as partner:
+        stubs = _Stubs(
+            back_office=customer_service_pb2_grpc.CustomerServiceStub(back_office),
+            partner=customer_service_pb2_grpc.CustomerServiceStub(partner),
+        )
 
         async def load(plan: DemoCustomer) -> customer_pb2.Customer:
             async with limit:
-                return await _load_customer(stub, plan, seed)
+                return await _load_customer(stubs, plan, seed)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -733,26 +749,22 @@ async def load_demo_data(target: str = DEFAULT_TARGET, count: int = 400, seed: i
     )
 
 
-async def holds_customers(target: str = DEFAULT_TARGET) -> bool:
-    """Whether the customer service behind the gateway at `target` holds any customer."""
-    async with open_channel(target) as channel:
+async def holds_customers(gateway: LocalGateway) -> bool:
+    """Whether the customer service behind `gateway` holds any customer."""
+    async with back_office_channel(gateway) as channel:
         stub = customer_service_pb2_grpc.CustomerServiceStub(channel)
         page = await stub.ListCustomers(
-            customer_service_pb2.ListCustomersRequest(page_size=1),
-            timeout=CALL_TIMEOUT_SECONDS,
-            metadata=CALL_METADATA,
+            customer_service_pb2.ListCustomersRequest(page_size=1), timeout=CALL_TIMEOUT_SECONDS
         )
     return len(page.customers) > 0
 
 
-async def find_samples(target: str = DEFAULT_TARGET) -> DemoSamples | None:
+async def find_samples(gateway: LocalGateway) -> DemoSamples | None:
     """Samples from the customers already stored (when demo data was loaded by an earlier run)."""
-    async with open_channel(target) as channel:
+    async with back_office_channel(gateway) as channel:
         stub = customer_service_pb2_grpc.CustomerServiceStub(channel)
         page = await stub.ListCustomers(
-            customer_service_pb2.ListCustomersRequest(page_size=200),
-            timeout=CALL_TIMEOUT_SECONDS,
-            metadata=CALL_METADATA,
+            customer_service_pb2.ListCustomersRequest(page_size=200), timeout=CALL_TIMEOUT_SECONDS
         )
     return pick_samples(page.customers)
 
@@ -761,10 +773,10 @@ def pick_samples(customers: Sequence[customer_pb2.Customer]) -> DemoSamples | No
     """An active person with a phone (an Uzbek one when there is) and a name with diacritics
     (a Vietnamese "Nguyễn" when there is); None when no customer fits."""
     people = [c for c in customers if c.HasField("individual") and c.status == customer_pb2.CUSTOMER_STATUS_ACTIVE]
-    with_phone = [c for c in people if _phone_of(c)]
+    with_phone = [c for c in people if phone_of(c)]
     if not with_phone:
         return None
-    caller = next((c for c in with_phone if _phone_of(c).startswith("+998")), with_phone[0])
+    caller = next((c for c in with_phone if phone_of(c).startswith("+998")), with_phone[0])
     family_names = [c.individual.family_name for c in people if len(fold(c.individual.family_name)) >= 3]
     with_diacritics = [name for name in family_names if fold(name) != name.casefold()]
     candidates = with_diacritics or family_names or [caller.individual.family_name]
@@ -772,7 +784,7 @@ def pick_samples(customers: Sequence[customer_pb2.Customer]) -> DemoSamples | No
     region = next((m.postal_address.region for m in caller.contact_media if m.HasField("postal_address")), "")
     return DemoSamples(
         # The search reads numbers without a country code in the service's country, so keep the code.
-        phone_number=next(form for form in reversed(written_forms(_phone_of(caller))) if form.startswith("+")),
+        phone_number=next(form for form in reversed(written_forms(phone_of(caller))) if form.startswith("+")),
         customer_name=caller.name,
         name_query=fold(name),
         name_match=name,
@@ -780,34 +792,52 @@ def pick_samples(customers: Sequence[customer_pb2.Customer]) -> DemoSamples | No
     )
 
 
-def _phone_of(customer: customer_pb2.Customer) -> str:
+def phone_of(customer: customer_pb2.Customer) -> str:
+    """The customer's phone number as stored; "" without one."""
     return next((m.phone_number for m in customer.contact_media if m.HasField("phone_number")), "")
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """A channel to the gateway that retries what is safe to retry."""
-    service_config = {
-        "methodConfig": [{"name": [{"service": "crm.customer.v1.CustomerService"}], "retryPolicy": _RETRY_POLICY}]
-    }
-    return grpc.aio.insecure_channel(
-        target, options=[("grpc.service_config", json.dumps(service_config)), ("grpc.enable_retries", 1)]
-    )
+def back_office_channel(gateway: LocalGateway) -> grpc.aio.Channel:
+    """A channel to the gateway as the demo loader, retrying what is safe to retry."""
+    return gateway.as_employee(LOADER, LOADER_ROLES, options=_RETRYING)
 
 
-async def _load_customer(
+def partner_channel(gateway: LocalGateway) -> grpc.aio.Channel:
+    """A channel to the gateway's partner address as the demo retail chain, retrying what is safe to retry."""
+    return gateway.as_partner(DEMO_RETAILER, options=_RETRYING)
+
+
+_RETRYING = (
+    (
+        "grpc.service_config",
+        json.dumps(
+            {"methodConfig": [{"name": [{"service": "crm.customer.v1.CustomerService"}], "retryPolicy": _RETRY_POLICY}]}
+        ),
+    ),
+    ("grpc.enable_retries", 1),
+)
+
+
+@dataclass(frozen=True)
+class _Stubs:
     # Quoted: mypy-protobuf's async stub types exist for type checkers only.
-    stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
-    plan: DemoCustomer,
-    seed: int,
-) -> customer_pb2.Customer:
-    """Creates one customer with its lines, consents and lifecycle; returns its final state."""
+    back_office: "customer_service_pb2_grpc.CustomerServiceAsyncStub"
+    partner: "customer_service_pb2_grpc.CustomerServiceAsyncStub"
+    """The demo retail chain's counter, at the partner address."""
+
+
+async def _load_customer(stubs: _Stubs, plan: DemoCustomer, seed: int) -> customer_pb2.Customer:
+    """Creates one customer with its lines, consents and lifecycle; returns its final state. The demo
+    retail chain onboards its own customers (the customer and the lines); the back office does the rest."""
     prefix = f"demo-{seed}-{plan.index}"
-    options = CallOptions(timeout=CALL_TIMEOUT_SECONDS, metadata=CALL_METADATA)
+    back_office = stubs.back_office
+    onboarding = stubs.partner if plan.customer.retailer_id == DEMO_PARTNER else back_office
+    timeout = CALL_TIMEOUT_SECONDS
     step = "CreateCustomer"
     try:
-        customer = await stub.CreateCustomer(
+        customer = await onboarding.CreateCustomer(
             customer_service_pb2.CreateCustomerRequest(customer=plan.customer, request_id=f"{prefix}-customer"),
-            **options,
+            timeout=timeout,
         )
         lines = []
         for number, line in enumerate(plan.lines):
@@ -815,10 +845,10 @@ async def _load_customer(
             request = customer_service_pb2.CreateSubscriptionRequest(
                 parent=customer.name, subscription=line, request_id=f"{prefix}-line-{number}"
             )
-            lines.append(await stub.CreateSubscription(request, **options))
+            lines.append(await onboarding.CreateSubscription(request, timeout=timeout))
         for number, consent in enumerate(plan.consents):
             step = "RecordConsent"
-            await stub.RecordConsent(
+            await back_office.RecordConsent(
                 customer_service_pb2.RecordConsentRequest(
                     parent=customer.name,
                     purpose=consent.purpose,
@@ -826,11 +856,11 @@ async def _load_customer(
                     channel=consent.channel,
                     request_id=f"{prefix}-consent-{number}",
                 ),
-                **options,
+                timeout=timeout,
             )
         for number, change in enumerate(plan.status_changes):
             step = f"ChangeCustomerStatus {customer_pb2.CustomerStatus.Name(change.status)}"
-            customer = await stub.ChangeCustomerStatus(
+            customer = await back_office.ChangeCustomerStatus(
                 customer_service_pb2.ChangeCustomerStatusRequest(
                     name=customer.name,
                     status=change.status,
@@ -838,11 +868,17 @@ async def _load_customer(
                     churn_detail=change.churn_detail,
                     request_id=f"{prefix}-status-{number}",
                 ),
-                **options,
+                timeout=timeout,
             )
         for line in lines:
             step = f"UpdateSubscription {line.name}"
-            await _move_line_to(stub, line, plan.final_line_status, options)
+            await _move_line_to(back_office, line, plan.final_line_status)
+        if onboarding is not back_office and not plan.status_changes:
+            step = "GetCustomer"
+            # The partner saw the customer as partners do (numbers masked); the samples need them whole.
+            customer = await back_office.GetCustomer(
+                customer_service_pb2.GetCustomerRequest(name=customer.name), timeout=timeout
+            )
     except grpc.aio.AioRpcError as error:
         raise DemoLoadError(
             f"demo customer #{plan.index} ({plan.country.code}), {step}: {error.code().name}: {error.details()}"
@@ -854,12 +890,13 @@ async def _move_line_to(
     stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
     line: customer_pb2.Subscription,
     status: customer_pb2.SubscriptionStatus,
-    options: CallOptions,
 ) -> None:
     if line.status == status:
         return
     # A repeated load gets the line as first created; a terminated line refuses any change.
-    current = await stub.GetSubscription(customer_service_pb2.GetSubscriptionRequest(name=line.name), **options)
+    current = await stub.GetSubscription(
+        customer_service_pb2.GetSubscriptionRequest(name=line.name), timeout=CALL_TIMEOUT_SECONDS
+    )
     if current.status == status:
         return
     await stub.UpdateSubscription(
@@ -867,13 +904,34 @@ async def _move_line_to(
             subscription=customer_pb2.Subscription(name=line.name, status=status),
             update_mask=field_mask_pb2.FieldMask(paths=["status"]),
         ),
-        **options,
+        timeout=CALL_TIMEOUT_SECONDS,
     )
+
+
+def gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say where the gateway is and which local credentials call it."""
+    parser.add_argument("--target", default=DEFAULT_ADDRESS, help="gateway TLS host:port (default %(default)s)")
+    parser.add_argument(
+        "--partner-target",
+        default=DEFAULT_PARTNER_ADDRESS,
+        help="gateway partner (mutual TLS) host:port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=credentials_dir(),
+        help=f"the local credentials of `make run` (default {shown_path(credentials_dir())})",
+    )
+
+
+def gateway_of(arguments: argparse.Namespace) -> LocalGateway:
+    """The gateway the options name; MissingCredentials when `make run` has not made credentials yet."""
+    return LocalGateway(existing_credentials(arguments.credentials), arguments.target, arguments.partner_target)
 
 
 def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.demo_data", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="gateway host:port (default %(default)s)")
+    gateway_arguments(parser)
     parser.add_argument("--count", type=int, default=400, help="customers to create (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated data (default %(default)s)")
     return parser.parse_args(argv)
@@ -883,8 +941,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Loads demo data and prints what was created."""
     arguments = _parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
-        summary = asyncio.run(load_demo_data(arguments.target, arguments.count, arguments.seed))
-    except DemoLoadError as error:
+        summary = asyncio.run(load_demo_data(gateway_of(arguments), arguments.count, arguments.seed))
+    except (DemoLoadError, MissingCredentials) as error:
         print(f"demo data: {error}", file=sys.stderr)
         return 1
     print(

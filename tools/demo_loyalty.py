@@ -2,6 +2,11 @@
 handsets and prizes stocked at the demo retail partners), and some redemptions by the demo customers
 once the loyalty service has credited their payments, usage and first lines.
 
+Each step calls as the one who does it in life: marketing and the back office fill the catalog and
+stock (the batch identity `demo-loader`), customers redeem for themselves in the app (a customer
+token each), and a handset is reserved and handed over at the demo retail chain's counter (its client
+certificate), which first finds the customer by phone number.
+
 Every request carries a fixed request id, so loading twice changes nothing.
 """
 
@@ -17,16 +22,22 @@ from crm.customer.v1 import customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2, rewards_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
+from tools.credentials import DEMO_RETAILER
+from tools.demo_data import DEMO_PARTNER, LOADER, phone_of
+from tools.local_gateway import LocalGateway
 
 if TYPE_CHECKING:
-    # mypy-protobuf's type of the stub on an asyncio channel; it exists for type checkers only.
+    # mypy-protobuf's types of the stubs on an asyncio channel; they exist for type checkers only.
+    from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceAsyncStub
     from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceAsyncStub
 
 CALL_TIMEOUT_SECONDS = 10.0
 CATCH_UP_TIMEOUT_SECONDS = 90.0
 MAX_CUSTOMER_PAGES = 50
+# Marketing fills the catalog and reads the figures; the back office stocks and looks accounts up.
+LOADER_ROLES = ("back-office", "marketing")
 PARTNERS = (
-    "retailers/texnomart",
+    DEMO_PARTNER,
     "retailers/mediapark",
     "retailers/comfy",
     "retailers/foxtrot",
@@ -95,16 +106,26 @@ class LoyaltySummary:
     """An account with points, for the example calls."""
 
 
-async def load_loyalty_demo(target: str, expected_accounts: int) -> LoyaltySummary:
+@dataclass(frozen=True)
+class _Holder:
+    """An account with points and the phone number its customer gives at a counter."""
+
+    account: loyalty_pb2.Account
+    phone_number: str
+
+
+async def load_loyalty_demo(gateway: LocalGateway, expected_accounts: int) -> LoyaltySummary:
     """Fills the catalog, waits (bounded) until the accounts of the demo customers exist and have
-    earned, then redeems a few rewards. `target` is the gateway (customers and loyalty)."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    earned, then redeems a few rewards, all through `gateway`."""
+    async with gateway.as_employee(LOADER, LOADER_ROLES) as channel:
         stub = LoyaltyServiceStub(channel)
         for item in CATALOG:
             await _create(stub, item)
         accounts = await _wait_for_accounts(stub, expected_accounts)
-        redemptions, sample = await _redeem_some(channel)
-    return LoyaltySummary(accounts, len(CATALOG), redemptions, sample)
+        holders = await _accounts_with_points(CustomerServiceStub(channel), stub, minimum=600)
+    redemptions = await _redeem_in_the_app(gateway, holders[:20])
+    redemptions += await _hand_over_at_the_counter(gateway, holders)
+    return LoyaltySummary(accounts, len(CATALOG), redemptions, holders[-1].account.name if holders else "")
 
 
 async def _create(stub: "LoyaltyServiceAsyncStub", item: CatalogItem) -> None:
@@ -152,48 +173,68 @@ async def _wait_for_accounts(stub: "LoyaltyServiceAsyncStub", expected: int) -> 
     return previous[0] if previous else 0
 
 
-async def _redeem_some(channel: grpc.aio.Channel) -> tuple[int, str]:
-    """Self-service redemptions by some customers with points, and one handset reserved and handed
-    over at a partner shop. Returns the redemptions made and an account with points."""
-    stub = LoyaltyServiceStub(channel)
-    accounts = await _accounts_with_points(channel, minimum=600)
+async def _redeem_in_the_app(gateway: LocalGateway, holders: list[_Holder]) -> int:
+    """Self-service redemptions, each customer with a token of their own; returns how many went through."""
     redemptions = 0
-    for index, account in enumerate(accounts[:20]):
+    for index, holder in enumerate(holders):
+        account = holder.account.name
         reward = "rewards/data-bundle-5gb" if index % 2 else "rewards/cinema-voucher"
-        if await _refused_by_rules(
-            stub.RedeemReward(
-                loyalty_service_pb2.RedeemRewardRequest(
-                    account=account.name, reward=reward, request_id=f"demo-redeem-{account.name[-12:]}"
-                ),
-                timeout=CALL_TIMEOUT_SECONDS,
+        customer = "customers/" + account.removeprefix("accounts/")
+        async with gateway.as_customer(customer) as channel:
+            refused = await _refused_by_rules(
+                LoyaltyServiceStub(channel).RedeemReward(
+                    loyalty_service_pb2.RedeemRewardRequest(
+                        account=account, reward=reward, request_id=f"demo-redeem-{account[-12:]}"
+                    ),
+                    timeout=CALL_TIMEOUT_SECONDS,
+                )
             )
-        ):
-            continue
-        redemptions += 1
-    silver = [a for a in accounts if a.tier in ("silver", "gold", "platinum") and a.available_points >= 2_500]
-    if silver:
-        held = await stub.ReserveReward(
+        if not refused:
+            redemptions += 1
+    return redemptions
+
+
+async def _hand_over_at_the_counter(gateway: LocalGateway, holders: list[_Holder]) -> int:
+    """A handset reserved and handed over at the demo retail chain: the customer gives their phone
+    number at the counter, the shop finds them by it, reserves a piece and captures it. Returns the
+    redemptions made (0 when no customer has the tier and the points)."""
+    silver = [
+        holder
+        for holder in holders
+        if holder.account.tier in ("silver", "gold", "platinum")
+        and holder.account.available_points >= 2_500
+        and holder.phone_number
+    ]
+    if not silver:
+        return 0
+    holder = silver[0]
+    async with gateway.as_partner(DEMO_RETAILER) as channel:
+        customers, loyalty = CustomerServiceStub(channel), LoyaltyServiceStub(channel)
+        await customers.SearchCustomers(
+            customer_service_pb2.SearchCustomersRequest(phone_number=holder.phone_number, page_size=1),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        held = await loyalty.ReserveReward(
             loyalty_service_pb2.ReserveRewardRequest(
-                account=silver[0].name,
+                account=holder.account.name,
                 reward="rewards/handset-redmi-note-14",
-                partner=PARTNERS[0],
-                request_id=f"demo-reserve-{silver[0].name[-12:]}",
+                partner=DEMO_PARTNER,
+                request_id=f"demo-reserve-{holder.account.name[-12:]}",
             ),
             timeout=CALL_TIMEOUT_SECONDS,
         )
-        await stub.CaptureReservation(
+        await loyalty.CaptureReservation(
             loyalty_service_pb2.CaptureReservationRequest(name=held.name, request_id=f"demo-capture-{held.name[-12:]}"),
             timeout=CALL_TIMEOUT_SECONDS,
         )
-        redemptions += 1
-    return redemptions, accounts[-1].name if accounts else ""
+    return 1
 
 
-async def _accounts_with_points(channel: grpc.aio.Channel, minimum: int) -> list[loyalty_pb2.Account]:
+async def _accounts_with_points(
+    customers: "CustomerServiceAsyncStub", loyalty: "LoyaltyServiceAsyncStub", minimum: int
+) -> list[_Holder]:
     """Accounts holding at least `minimum` points: every customer has one, named by the customer's id."""
-    customers = CustomerServiceStub(channel)
-    loyalty = LoyaltyServiceStub(channel)
-    found: list[loyalty_pb2.Account] = []
+    found: list[_Holder] = []
     token = ""
     for _ in range(MAX_CUSTOMER_PAGES):
         page = await customers.ListCustomers(
@@ -210,7 +251,7 @@ async def _accounts_with_points(channel: grpc.aio.Channel, minimum: int) -> list
                     raise
                 continue
             if account.available_points >= minimum:
-                found.append(account)
+                found.append(_Holder(account, phone_of(customer)))
         token = page.next_page_token
         if not token:
             break

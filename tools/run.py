@@ -1,8 +1,15 @@
 """Runs the whole system on this machine: `python -m tools.run` (what `make run` calls).
 
-Starts PostgreSQL (see tools.postgres), applies migrations, starts the services and the gateway
-(`CHILDREN`) as child processes, waits until each reports SERVING on the standard gRPC health check,
-loads demo data into an empty system, and prints how to call the gateway.
+Makes the local credentials on first use (tools.credentials: an operator CA, the gateway's TLS
+certificate, the demo retail chain's client certificate, a token-signing key and its JWKS, in
+<CRM_DATA_DIR>/credentials/), starts PostgreSQL (see tools.postgres), applies migrations (the
+gateway's audit trail database too), starts the services and the gateway (`CHILDREN`) as child
+processes, waits until each reports SERVING on the standard gRPC health check (the gateway's on its
+plaintext probe address, as its main address serves TLS only), loads demo data into an empty system
+with real credentials, and prints how to call the gateway as each kind of caller.
+
+The gateway trusts the local credentials and has its development identity on (`x-crm-user` taken
+as an employee without proof), which is for a local run only; the banner says so.
 
 Then it keeps them running. A child that exits is started again on the same address after a pause
 (0.5 s, doubling up to 10 s; 0.5 s again once it has served for 30 s), and the others keep running:
@@ -19,17 +26,22 @@ stays readable.
 
 Environment, all optional:
   CRM_DATA_DIR             where this machine's state goes: the embedded server's data in postgres/,
-                           the children's logs in logs/ (default .data in the repository)
+                           the children's logs in logs/, the credentials in credentials/ (default
+                           .data in the repository)
   CUSTOMER_DATABASE_URL    the customer database; when unset, `crm_customer` is created on the
                            server of CRM_POSTGRES_URL, or on the embedded server
   LOYALTY_DATABASE_URL     the loyalty database; when unset, `crm_loyalty` is created the same way
+  GATEWAY_DATABASE_URL     the gateway's audit trail; when unset, `crm_gateway` is created the same way
   CRM_POSTGRES_URL         admin URL of an existing PostgreSQL server to use instead of the embedded one
   CUSTOMER_GRPC_ADDRESS    where the customer service listens (default 127.0.0.1:50051)
   LOYALTY_GRPC_ADDRESS     where the loyalty service listens (default 127.0.0.1:50052)
-  GATEWAY_GRPC_ADDRESS     where the gateway listens (default 127.0.0.1:50050)
+  GATEWAY_GRPC_ADDRESS     where the gateway listens over TLS (default 127.0.0.1:50050)
+  GATEWAY_PARTNER_ADDRESS  where the gateway listens for retail partners, mutual TLS (default 127.0.0.1:50060)
+  GATEWAY_PROBE_ADDRESS    where the gateway answers health in plaintext (default a free port)
                            Port 0 in a listen address lets the child pick a free port: the launcher
                            reads it from the child's "listening" log line, hands it to the children
                            that call it, and restarts the child on it.
+  GATEWAY_DEVELOPMENT_IDENTITY  true (the default here) accepts `x-crm-user` without proof; false turns it off
   GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default: where it listens)
   GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default: where it listens)
   LOYALTY_CUSTOMER_FEED_TARGET  whose events open loyalty accounts and earn points (default: where the
@@ -53,11 +65,17 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tools import demo_behaviour, demo_data, demo_loyalty
+from tools.credentials import DEMO_RETAILER, LocalCredentials, ensure_local_credentials
+from tools.local_gateway import (
+    DEFAULT_PARTNER_ADDRESS,
+    REPOSITORY,
+    LocalGateway,
+    credentials_dir,
+    data_dir,
+    shown_path,
+)
 from tools.postgres import PostgresError, provision_databases
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-DATA_DIR_VARIABLE = "CRM_DATA_DIR"
-DEFAULT_DATA_DIR = REPOSITORY / ".data"
 MIGRATION_TIMEOUT_SECONDS = 120.0
 STARTUP_TIMEOUT_SECONDS = 30.0
 HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
@@ -86,6 +104,18 @@ class LaunchError(Exception):
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A further address a child listens on besides its main one."""
+
+    port_key: str
+    """The key of its port in the child's "listening" log line, e.g. "partner_port"."""
+    variable: str
+    """Its listen address setting, e.g. GATEWAY_PARTNER_ADDRESS."""
+    default: str
+    """Its listen address unless the variable is set."""
+
+
+@dataclass(frozen=True)
 class ChildSpec:
     """A server the launcher runs and keeps running."""
 
@@ -102,6 +132,10 @@ class ChildSpec:
     dials: Mapping[str, str] = field(default_factory=dict)
     """Where it finds children listed before it: target variable -> that child's prefix. Unless set in the
     environment, the variable gets the address that child listens on."""
+    listeners: tuple[Listener, ...] = ()
+    """Its further listen addresses, pinned to their bound ports like the main one."""
+    health_listener: str = ""
+    """The port key of the plaintext listener its health is asked on; "" for the main address."""
 
     @property
     def address_variable(self) -> str:
@@ -119,6 +153,8 @@ class ChildSpec:
         return self.name.replace(" ", "-") + ".log"
 
 
+PARTNER_PORT = "partner_port"
+PROBE_PORT = "probe_port"
 # Started in this order and stopped in the reverse one; a child dials only those before it.
 CHILDREN = (
     ChildSpec("customer service", "services.customer", "CUSTOMER", 50051, database="crm_customer"),
@@ -135,11 +171,19 @@ CHILDREN = (
         "gateway",
         "GATEWAY",
         50050,
+        database="crm_gateway",
         dials={"GATEWAY_CUSTOMER_TARGET": "CUSTOMER", "GATEWAY_LOYALTY_TARGET": "LOYALTY"},
+        listeners=(
+            Listener(PARTNER_PORT, "GATEWAY_PARTNER_ADDRESS", "127.0.0.1:50060"),
+            # Only the launcher asks it, so any free port does.
+            Listener(PROBE_PORT, "GATEWAY_PROBE_ADDRESS", "127.0.0.1:0"),
+        ),
+        health_listener=PROBE_PORT,
     ),
 )
 DATABASES = {spec.database_variable: spec.database for spec in CHILDREN if spec.database}
 DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:50050"
+DEVELOPMENT_IDENTITY_VARIABLE = "GATEWAY_DEVELOPMENT_IDENTITY"
 
 
 @dataclass
@@ -154,6 +198,8 @@ class Child:
     """Copies the current process' output to the log (and the terminal); done once the process closed it."""
     address: str = ""
     """Where to reach it, `host:port`; empty until it first listened."""
+    listener_addresses: dict[str, str] = field(default_factory=dict)
+    """Where to reach its further listeners, by port key; empty until it first listened."""
     serving_since: float | None = None
     """Event-loop time at which the current process reported SERVING; None before."""
     shown: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -166,16 +212,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         demo_customers = _demo_customer_count(os.environ)
-        data_dir = _data_dir(os.environ)
-        databases = provision_databases(DATABASES, data_dir=data_dir / "postgres")
+        state_dir = data_dir(os.environ)
+        credentials = _local_credentials(state_dir / "credentials")
+        databases = provision_databases(DATABASES, data_dir=state_dir / "postgres")
     except (LaunchError, PostgresError, ValueError) as error:
         _say(str(error))
         return 1
     except KeyboardInterrupt:
         return 130
     try:
-        environment = child_environment(os.environ, databases.urls)
-        return asyncio.run(_run(Supervisor(environment, os.environ, data_dir / "logs"), demo_customers))
+        environment = child_environment(os.environ, databases.urls, credentials)
+        supervisor = Supervisor(environment, os.environ, state_dir / "logs")
+        return asyncio.run(_run(supervisor, credentials, demo_customers))
     except LaunchError as error:
         _say(str(error))
         return 1
@@ -191,13 +239,20 @@ def main() -> int:
             _say(f"WARNING: PostgreSQL may still be running: {error}")
 
 
-def child_environment(environ: Mapping[str, str], database_urls: Mapping[str, str]) -> dict[str, str]:
-    """What the children see: the caller's environment, the database URLs, and every listen address
-    made explicit so that all processes agree on it (dialled targets are added as children listen)."""
-    environment = {**environ, **database_urls}
+def child_environment(
+    environ: Mapping[str, str], database_urls: Mapping[str, str], credentials: LocalCredentials
+) -> dict[str, str]:
+    """What the children see: the caller's environment, the database URLs, the gateway's trust in the
+    local credentials, and every listen address made explicit so that all processes agree on it
+    (dialled targets are added as children listen)."""
+    environment = {**environ, **database_urls, **credentials.gateway_environment()}
+    # Local use only: the banner says that it is on.
+    environment[DEVELOPMENT_IDENTITY_VARIABLE] = environment.get(DEVELOPMENT_IDENTITY_VARIABLE, "").strip() or "true"
     for spec in CHILDREN:
         default = f"127.0.0.1:{spec.default_port}"
         environment[spec.address_variable] = environment.get(spec.address_variable, "").strip() or default
+        for listener in spec.listeners:
+            environment[listener.variable] = environment.get(listener.variable, "").strip() or listener.default
         # No load balancer routes to a local run, so there is nothing to drain before stopping.
         environment.setdefault(f"{spec.prefix}_SHUTDOWN_DRAIN_SECONDS", "0")
     # Rank for VIP often, so that the demo shows the value-vip segment within seconds.
@@ -227,6 +282,10 @@ class Supervisor:
     def address(self, prefix: str) -> str:
         """Where the child with settings prefix `prefix` is reached."""
         return next(child.address for child in self.children if child.spec.prefix == prefix)
+
+    def listener_address(self, prefix: str, port_key: str) -> str:
+        """Where the further listener `port_key` of the child with settings prefix `prefix` is reached."""
+        return next(child.listener_addresses[port_key] for child in self.children if child.spec.prefix == prefix)
 
     async def migrate(self) -> None:
         """Applies the migrations of every child that has a database, all at once (each has its own)."""
@@ -267,7 +326,7 @@ class Supervisor:
             if len(recent_exits) > MAX_EXITS_IN_WINDOW:
                 raise LaunchError(
                     f"{ended}: its exit {len(recent_exits)} in a row within {EXIT_WINDOW_SECONDS:.0f} s; "
-                    f"giving up and stopping everything (its log: {_shown_path(self.log_dir / child.spec.log_name)})"
+                    f"giving up and stopping everything (its log: {shown_path(self.log_dir / child.spec.log_name)})"
                 )
             delay = min(FIRST_RESTART_DELAY_SECONDS * 2 ** min(exits_in_row - 1, 8), MAX_RESTART_DELAY_SECONDS)
             _say(f"{ended}; restarting it in {delay:g} s")
@@ -316,7 +375,7 @@ class Supervisor:
             await _kill(process)
             await asyncio.wait({output}, timeout=OUTPUT_DRAIN_SECONDS)
         if code != 0:
-            log = _shown_path(self.log_dir / child.spec.log_name)
+            log = shown_path(self.log_dir / child.spec.log_name)
             raise LaunchError(f"{child.spec.name} migrations failed with exit code {code} (its log: {log})")
 
     async def _launch(self, child: Child) -> None:
@@ -328,23 +387,33 @@ class Supervisor:
             raise LaunchError(f"{spec.name} needs {', '.join(missing)}: list the children it calls before it")
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + STARTUP_TIMEOUT_SECONDS
-        listening: asyncio.Future[int] = loop.create_future()
+        listening: asyncio.Future[dict[str, int]] = loop.create_future()
         child.serving_since = None
         child.process = process = await _spawn([spec.module], self.environment)
         child.output = asyncio.create_task(_copy_output(child, process, listening))
-        port = await _bound_port(child, process, listening, give_up_at)
-        host = self.environment[spec.address_variable].rpartition(":")[0]
-        self.environment[spec.address_variable] = f"{host}:{port}"
-        child.address = dial_address(f"{host}:{port}")
+        ports = await _bound_ports(child, process, listening, give_up_at)
+        child.address = self._pin(spec.address_variable, ports["port"])
+        for listener in spec.listeners:
+            if listener.port_key not in ports:
+                raise LaunchError(f"{spec.name} logged no {listener.port_key} for {listener.variable}")
+            child.listener_addresses[listener.port_key] = self._pin(listener.variable, ports[listener.port_key])
         for other in CHILDREN:
             for target, prefix in other.dials.items():
                 if prefix == spec.prefix and target not in self._given_targets:
                     self.environment[target] = child.address
-        await _wait_until_serving(child, process, give_up_at)
+        health_address = child.listener_addresses[spec.health_listener] if spec.health_listener else child.address
+        await _wait_until_serving(child, process, health_address, give_up_at)
         child.serving_since = loop.time()
 
+    def _pin(self, variable: str, port: int) -> str:
+        """Pins the listen address in `variable` to the port bound, so that a restart comes back
+        there; returns where a client on this machine reaches it."""
+        host = self.environment[variable].rpartition(":")[0]
+        self.environment[variable] = f"{host}:{port}"
+        return dial_address(f"{host}:{port}")
 
-async def _run(supervisor: Supervisor, demo_customers: int) -> int:
+
+async def _run(supervisor: Supervisor, credentials: LocalCredentials, demo_customers: int) -> int:
     session = asyncio.current_task()
     assert session is not None
     stop_requested = False
@@ -363,7 +432,7 @@ async def _run(supervisor: Supervisor, demo_customers: int) -> int:
 
     try:
         await supervisor.migrate()
-        await _serve(supervisor, demo_customers)
+        await _serve(supervisor, credentials, demo_customers)
         return 1  # not reached: serving ends by a signal or a child that keeps crashing
     except asyncio.CancelledError:
         if not stop_requested:
@@ -378,7 +447,7 @@ async def _run(supervisor: Supervisor, demo_customers: int) -> int:
         await supervisor.stop()
 
 
-async def _serve(supervisor: Supervisor, demo_customers: int) -> None:
+async def _serve(supervisor: Supervisor, credentials: LocalCredentials, demo_customers: int) -> None:
     """Starts the children, keeps each running, loads the demo data and prints the banner; runs until
     cancelled, or raises LaunchError when a child does not start or keeps crashing."""
     try:
@@ -386,9 +455,14 @@ async def _serve(supervisor: Supervisor, demo_customers: int) -> None:
             for child in supervisor.children:
                 await supervisor.start(child)
                 supervision.create_task(supervisor.keep_running(child), name=f"keep {child.spec.name} running")
-            gateway = supervisor.address("GATEWAY")
+            gateway = LocalGateway(
+                credentials,
+                address=supervisor.address("GATEWAY"),
+                partner_address=supervisor.listener_address("GATEWAY", PARTNER_PORT),
+            )
             samples = await _ensure_demo_data(gateway, supervisor.address("CUSTOMER"), demo_customers)
-            _print_welcome(gateway, samples, supervisor.log_dir)
+            development_identity = supervisor.environment[DEVELOPMENT_IDENTITY_VARIABLE].lower() in ("true", "1", "yes")
+            _print_welcome(gateway, samples, supervisor.log_dir, development_identity=development_identity)
     except* LaunchError as failures:
         raise failures.exceptions[0] from None
 
@@ -410,11 +484,11 @@ async def _spawn(arguments: Sequence[str], environment: Mapping[str, str]) -> as
 
 
 async def _copy_output(
-    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[int] | None
+    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[dict[str, int]] | None
 ) -> None:
     """Writes the process' log lines to the child's log file and shows its warnings, errors and
     plain-text lines (a traceback, a configuration error) on the terminal; resolves `listening` with
-    the port of its "listening" line."""
+    the ports of its "listening" line (`port`, and e.g. `partner_port`), by key."""
     assert process.stderr is not None, "spawned with a pipe"
     while True:
         try:
@@ -429,9 +503,9 @@ async def _copy_output(
         if record is None:
             _show(child, line.decode(errors="replace").rstrip())
             continue
-        port = record.get("port")
-        if record.get("message") == "listening" and isinstance(port, int) and listening and not listening.done():
-            listening.set_result(port)
+        ports = {key: value for key, value in record.items() if key.endswith("port") and isinstance(value, int)}
+        if record.get("message") == "listening" and "port" in ports and listening and not listening.done():
+            listening.set_result(ports)
         if record.get("level") in SHOWN_LEVELS:
             _show_record(child, record, asyncio.get_running_loop().time())
 
@@ -474,14 +548,15 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def _bound_port(
-    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[int], give_up_at: float
-) -> int:
-    """The port from the child's "listening" log line; LaunchError if it exits or takes too long."""
+async def _bound_ports(
+    child: Child, process: asyncio.subprocess.Process, listening: asyncio.Future[dict[str, int]], give_up_at: float
+) -> dict[str, int]:
+    """The ports from the child's "listening" log line, by key; LaunchError if it exits or takes too long."""
     exited = asyncio.create_task(process.wait())
     try:
         timeout = max(give_up_at - asyncio.get_running_loop().time(), 0.0)
-        await asyncio.wait({listening, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[dict[str, int]] | asyncio.Task[int]] = {listening, exited}
+        await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         exited.cancel()
     if listening.done():
@@ -491,11 +566,14 @@ async def _bound_port(
     raise LaunchError(f"{child.spec.name} did not listen within {STARTUP_TIMEOUT_SECONDS:.0f} s")
 
 
-async def _wait_until_serving(child: Child, process: asyncio.subprocess.Process, give_up_at: float) -> None:
-    """Returns once the child's health check answers SERVING; LaunchError if it dies or takes too long."""
+async def _wait_until_serving(
+    child: Child, process: asyncio.subprocess.Process, address: str, give_up_at: float
+) -> None:
+    """Returns once the child's health check at `address` (plaintext) answers SERVING; LaunchError if
+    it dies or takes too long."""
     loop = asyncio.get_running_loop()
     request = health_pb2.HealthCheckRequest(service="")
-    async with grpc.aio.insecure_channel(child.address) as channel:
+    async with grpc.aio.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
             if process.returncode is not None:
@@ -508,7 +586,7 @@ async def _wait_until_serving(child: Child, process: asyncio.subprocess.Process,
                 pass
             if loop.time() > give_up_at:
                 waited = f"{STARTUP_TIMEOUT_SECONDS:.0f} s"
-                raise LaunchError(f"{child.spec.name} did not report SERVING on {child.address} within {waited}")
+                raise LaunchError(f"{child.spec.name} did not report SERVING on {address} within {waited}")
             await asyncio.sleep(0.25)
 
 
@@ -521,10 +599,11 @@ def _how_it_ended(code: int) -> str:
         return f"was killed by signal {-code}"
 
 
-async def _ensure_demo_data(gateway: str, customer_service: str, count: int) -> demo_data.DemoSamples | None:
+async def _ensure_demo_data(gateway: LocalGateway, customer_service: str, count: int) -> demo_data.DemoSamples | None:
     """Loads demo data unless the system already holds customers; samples for the examples either way.
-    Customers go through the gateway; their usage and bills straight to the customer service, as the
-    network and billing systems feed it inside the cluster."""
+    Customers go through the gateway with real credentials (the back office's batch identity, the
+    demo retail chain's certificate, customers' own tokens); their usage and bills straight to the
+    customer service, as the network and billing systems feed it inside the cluster."""
     try:
         if await demo_data.holds_customers(gateway):
             return await demo_data.find_samples(gateway)
@@ -556,74 +635,138 @@ def _demo_customer_count(environment: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _data_dir(environment: Mapping[str, str]) -> Path:
-    raw = environment.get(DATA_DIR_VARIABLE, "").strip()
-    return Path(raw).expanduser().resolve() if raw else DEFAULT_DATA_DIR
+def _local_credentials(directory: Path) -> LocalCredentials:
+    """The local credentials, made on first use, with the demo retail chain's certificate."""
+    try:
+        credentials = ensure_local_credentials(directory)
+        credentials.partner(DEMO_RETAILER)
+    except OSError as error:
+        raise LaunchError(f"cannot make the local credentials in {shown_path(directory)}: {error}") from None
+    return credentials
 
 
-def _print_welcome(gateway: str, samples: demo_data.DemoSamples | None, log_dir: Path) -> None:
+def _print_welcome(
+    gateway: LocalGateway,
+    samples: demo_data.DemoSamples | None,
+    log_dir: Path,
+    *,
+    development_identity: bool,
+) -> None:
+    credentials = gateway.credentials
+    partner = credentials.partner(DEMO_RETAILER)
     crmctl = _crmctl_command(gateway)
-    search = "crm.customer.v1.CustomerService/SearchCustomers"
-    examples = [("every service and method", f"{crmctl} list")]
+    agent = f"{crmctl} --role agent"
     loyalty = "crm.loyalty.v1.LoyaltyService"
+    search = "crm.customer.v1.CustomerService/SearchCustomers"
+    customer = samples.customer_name if samples is not None else "customers/<id>"
+    account = "accounts/" + customer.removeprefix("customers/")
+    phone_number = samples.phone_number if samples is not None else "+998 90 123-45-67"
+    if development_identity:
+        employee = [("every service and method, as the development identity x-crm-user: cli", f"{crmctl} list")]
+    else:
+        employee = [("every service and method", f"{agent} list")]
     if samples is not None:
-        account = "accounts/" + samples.customer_name.removeprefix("customers/")
-        examples += [
-            ("a customer by phone number", _call(crmctl, search, {"phoneNumber": samples.phone_number})),
+        employee += [
+            ("a customer by phone number", _call(agent, search, {"phoneNumber": samples.phone_number})),
             (
                 f'names ignoring case and diacritics: "{samples.name_query}" finds "{samples.name_match}"',
-                _call(crmctl, search, {"nameQuery": samples.name_query}),
+                _call(agent, search, {"nameQuery": samples.name_query}),
             ),
             (
                 f"active customers in {samples.region}",
-                _call(crmctl, search, {"region": samples.region, "status": "CUSTOMER_STATUS_ACTIVE", "pageSize": 5}),
+                _call(agent, search, {"region": samples.region, "status": "CUSTOMER_STATUS_ACTIVE", "pageSize": 5}),
             ),
             (
                 "the lines of the customer with that phone number",
-                _call(crmctl, "crm.customer.v1.CustomerService/ListSubscriptions", {"parent": samples.customer_name}),
-            ),
-            (
-                "their loyalty points: available, reserved and lapsing soon",
-                _call(crmctl, f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+                _call(agent, "crm.customer.v1.CustomerService/ListSubscriptions", {"parent": customer}),
             ),
             (
                 "their tier and the way to the next one",
-                _call(crmctl, f"{loyalty}/GetTierStatus", {"name": f"{account}/tierStatus"}),
+                _call(agent, f"{loyalty}/GetTierStatus", {"name": f"{account}/tierStatus"}),
             ),
             (
                 "how they earned and spent points",
-                _call(crmctl, f"{loyalty}/ListEntries", {"parent": account, "pageSize": 5}),
+                _call(agent, f"{loyalty}/ListEntries", {"parent": account, "pageSize": 5}),
             ),
         ]
-    examples += [
-        ("the rewards catalog with partner stock", _call(crmctl, f"{loyalty}/ListRewards", {"pageSize": 10})),
-        ("the loyalty program's figures for the last 30 days", _call(crmctl, f"{loyalty}/GetProgramKpis", {})),
+    employee += [
+        ("the rewards catalog with partner stock", _call(agent, f"{loyalty}/ListRewards", {"pageSize": 10})),
+        (
+            "the loyalty program's figures for the last 30 days (marketing's)",
+            _call(f"{crmctl} --role marketing", f"{loyalty}/GetProgramKpis", {}),
+        ),
     ]
+    as_customer = [
+        (
+            "their own loyalty points: available, reserved and lapsing soon (another's: PERMISSION_DENIED)",
+            _call(f"{crmctl} --customer {customer}", f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+        )
+    ]
+    at_the_counter = f"{crmctl} --cert {shown_path(partner.certificate)} --key {shown_path(partner.key)}"
+    as_partner = [
+        (
+            "a customer at the counter, found by phone number (partners see numbers masked)",
+            _call(at_the_counter, search, {"phoneNumber": phone_number}),
+        ),
+        (
+            "then, for half an hour, that customer's points",
+            _call(at_the_counter, f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+        ),
+    ]
+    if development_identity:
+        identity = (
+            "Development identity: ON, for local use only. A call with metadata `x-crm-user: <name>` (and\n"
+            "  `x-crm-roles: agent,supervisor`) is taken as that employee without proof; crmctl sends it when\n"
+            "  given no credentials. GATEWAY_DEVELOPMENT_IDENTITY=false turns it off."
+        )
+    else:
+        identity = "Development identity: off (GATEWAY_DEVELOPMENT_IDENTITY=false): every call proves its caller."
     lines = [
         "",
-        f"The CRM is running. Gateway (gRPC, plaintext, with reflection): {gateway}",
-        "Try:",
-        *(f"  # {description}\n  {command}" for description, command in examples),
-        f"Logs: {_shown_path(log_dir)}/ (warnings and errors also show here). A service that exits is restarted.",
+        "The CRM is running.",
+        f"Gateway (gRPC over TLS, for employees' and customers' apps, bearer tokens): {gateway.address}",
+        f"Partner gateway (gRPC over mutual TLS, for retail partners' client certificates): {gateway.partner_address}",
+        f"Credentials: {shown_path(credentials.directory)}/ (ca.pem verifies the gateway and issues partner"
+        f" certificates; token-signing.key signs local tokens; partner-{DEMO_RETAILER}.pem/.key: the demo"
+        f" retail chain {DEMO_RETAILER})",
+        identity,
+        "",
+        "As an employee (crmctl signs a token with the roles given; the policy: gateway/policy.toml):",
+        *_examples(employee),
+        "As a customer (a token naming them; their own resources only):",
+        *_examples(as_customer),
+        f"As the retail partner {DEMO_RETAILER} (its client certificate, at the partner address):",
+        *_examples(as_partner),
+        f"Any other gRPC tool: `{crmctl} token --role agent` prints a token for `authorization: Bearer <token>`;"
+        f" verify the gateway with {shown_path(credentials.authority.certificate)}.",
+        "",
+        f"Logs: {shown_path(log_dir)}/ (warnings and errors also show here). A service that exits is restarted.",
         "Ctrl-C stops everything.",
         "",
     ]
     print("\n".join(lines), flush=True)
 
 
-def _crmctl_command(gateway: str) -> str:
+def _examples(examples: Sequence[tuple[str, str]]) -> list[str]:
+    return [f"  # {description}\n  {command}" for description, command in examples]
+
+
+def _crmctl_command(gateway: LocalGateway) -> str:
+    """How to run crmctl here, with the options this run needs besides the defaults."""
     python = Path(sys.executable)
     shown = python.relative_to(REPOSITORY) if python.is_relative_to(REPOSITORY) else python
-    target = "" if gateway == DEFAULT_GATEWAY_ADDRESS else f" --target {gateway}"
-    return f"{shlex.quote(str(shown))} -m tools.crmctl{target}"
+    options = ""
+    if gateway.address != DEFAULT_GATEWAY_ADDRESS:
+        options += f" --target {gateway.address}"
+    if gateway.partner_address != DEFAULT_PARTNER_ADDRESS:
+        options += f" --partner-address {gateway.partner_address}"
+    if gateway.credentials.directory != credentials_dir({}):
+        options += f" --credentials {shlex.quote(str(shown_path(gateway.credentials.directory)))}"
+    return f"{shlex.quote(str(shown))} -m tools.crmctl{options}"
 
 
 def _call(crmctl: str, method: str, request: Mapping[str, object]) -> str:
     return f"{crmctl} call {method} {shlex.quote(json.dumps(request, ensure_ascii=False))}"
-
-
-def _shown_path(path: Path) -> Path:
-    return path.relative_to(REPOSITORY) if path.is_relative_to(REPOSITORY) else path
 
 
 def _show(child: Child, line: str) -> None:
