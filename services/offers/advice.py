@@ -37,6 +37,8 @@ class Advice:
     months: tuple[date, ...]
     usage_summary: str
     explanation: str
+    usage: tuple[MonthUsage, ...] = ()
+    """The months costed."""
 
     @property
     def recommended(self) -> CostedPlan | None:
@@ -106,6 +108,7 @@ def advise(
         months,
         usage_summary(line.usage),
         _explanation(outcome, current_costed, draft),
+        tuple(line.usage),
     )
 
 

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from chassis.service import Service, ServiceDefinition
 from crm.offers.v1.offers_service_pb2_grpc import add_OfferServiceServicer_to_server
+from services.offers import customer_events
 from services.offers.customer_lines import SERVICE_CALLER, CustomerLines
+from services.offers.retirement import RetirementProposer
 from services.offers.servicer import OfferServicer
 from services.offers.settings import OffersSettings
 from services.offers.tariff_advice import TariffAdvisor
@@ -23,6 +25,20 @@ def assemble(service: Service, settings: OffersSettings) -> None:
             "plan-change-sender", settings.plan_change_interval_seconds, sender.send_due, actor=SERVICE_CALLER
         )
     advisor = TariffAdvisor(database, clock, lines)
+    if lines is not None:
+        proposer = RetirementProposer(database, clock, advisor)
+        service.run_every(
+            "retirement-proposer", settings.plan_change_interval_seconds, proposer.propose_due, actor=SERVICE_CALLER
+        )
+    if settings.customer_target and settings.follow_customer_feed:
+        service.follow(
+            consumer=customer_events.CONSUMER_NAME,
+            producer=customer_events.PRODUCER_NAME,
+            feed=settings.customer_target,
+            handler=customer_events.customer_event_handler(clock),
+            event_types=customer_events.EVENT_TYPES,
+            actor=SERVICE_CALLER,
+        )
     service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.caller import current_caller
 from chassis.errors import AlreadyExists, not_found
 from chassis.pagination import Page, PageRequest
-from services.offers import catalog_store
+from services.offers import catalog_store, line_store
 from services.offers.catalog import (
     Lifecycle,
     Offering,
@@ -64,6 +64,8 @@ async def retire_offering(session: AsyncSession, name: str, expected_version: in
     current = await _locked(session, name)
     retired = retired_offering(current, expected_version=expected_version, now=now)
     await catalog_store.write_version(session, retired, current_caller().subject)
+    if retired.kind is OfferingKind.TARIFF_PLAN:
+        await line_store.queue_lines_of_retired_plan(session, retired.name, now)
     return retired
 
 

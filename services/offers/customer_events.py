@@ -1,0 +1,63 @@
+"""The customer service's events applied to the offers database: lines keep the local read model
+that retirement needs, and erasure forgets the customer's lines, advice and self-given acceptances
+and empties the payloads of the offers service's own events about them.
+
+Each event runs inside the consumer's transaction that records it as applied (exactly once); events
+whose payload a later erasure emptied are skipped."""
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.aggregates import AggregateType
+from chassis.clock import Clock
+from chassis.event_consumer import EventHandler
+from chassis.names import CUSTOMER, SUBSCRIPTION
+from chassis.outbox import erase_aggregate_payloads
+from crm.common.v1 import events_pb2 as common_events_pb2
+from crm.customer.v1 import customer_pb2
+from crm.customer.v1 import events_pb2 as customer_events_pb2
+from services.offers import line_store
+
+CONSUMER_NAME = "offers"
+PRODUCER_NAME = "customer"
+EVENT_TYPES = (
+    customer_events_pb2.SubscriptionChanged.DESCRIPTOR.full_name,
+    customer_events_pb2.CustomerErased.DESCRIPTOR.full_name,
+)
+"""The customer events the offers service reads."""
+
+
+def customer_event_handler(clock: Clock) -> EventHandler:
+    """The consumer's handler: applies each customer event at the time `clock` tells."""
+
+    async def apply(session: AsyncSession, event: common_events_pb2.Event) -> None:
+        await apply_customer_event(session, event, clock.now())
+
+    return apply
+
+
+async def apply_customer_event(session: AsyncSession, event: common_events_pb2.Event, now: datetime) -> None:
+    """Applies one customer event to the read model at `now`."""
+    if not event.payload.value:
+        return
+    if event.event_type == EVENT_TYPES[0]:
+        changed = customer_events_pb2.SubscriptionChanged()
+        event.payload.Unpack(changed)
+        line = changed.subscription
+        customer_id, subscription_id = SUBSCRIPTION.parse_uuids(line.name, "subscription.name")
+        await line_store.upsert_line(
+            session,
+            subscription_id,
+            customer_id,
+            tariff_plan=line.tariff_plan_id,
+            home_region=line.home_region,
+            active=line.status == customer_pb2.SUBSCRIPTION_STATUS_ACTIVE,
+            now=now,
+        )
+    elif event.event_type == EVENT_TYPES[1]:
+        erased = customer_events_pb2.CustomerErased()
+        event.payload.Unpack(erased)
+        customer_id = CUSTOMER.parse_uuid(erased.customer, "customer")
+        await line_store.forget_customer(session, customer_id)
+        await erase_aggregate_payloads(session, aggregate_type=AggregateType.CUSTOMER, aggregate_id=erased.customer)
