@@ -1,8 +1,10 @@
 """The launcher (`python -m tools.run`, what `make run` runs) as a real process tree: a service that
-dies is started again on its address while the others keep running, and SIGTERM stops everything it
-started, its embedded PostgreSQL included even after that server was restarted underneath it."""
+dies is started again on its address while the others keep running, SIGTERM stops everything it
+started, its embedded PostgreSQL included even after that server was restarted underneath it, and
+the gateway it starts takes the local credentials it made for each kind of caller, as crmctl sends them."""
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -10,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -26,8 +29,9 @@ from tools.postgres import pg_ctl, running_postmaster
 STARTUP_TIMEOUT_SECONDS = 60.0
 RESTART_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
-# Variables of the caller that would point the launcher at servers or addresses other than its own.
-FOREIGN_SETTINGS = re.compile(r"^(CRM_POSTGRES_URL|.*_DATABASE_URL|.*_GRPC_ADDRESS|.*_TARGET)$")
+# Variables of the caller that would point the launcher at servers, addresses or credentials other than its own.
+FOREIGN_SETTINGS = re.compile(r"^(CRM_POSTGRES_URL|.*_DATABASE_URL|.*_ADDRESS|.*_TARGET|GATEWAY_DEVELOPMENT_IDENTITY)$")
+LOYALTY = "crm.loyalty.v1.LoyaltyService"
 
 
 @dataclass
@@ -39,8 +43,12 @@ class Launcher:
     """Its terminal output: the launcher's lines, the children's warnings and the banner."""
     postgres_dir: Path
     """The data folder of its embedded PostgreSQL."""
+    credentials_dir: Path
+    """The local credentials it makes."""
     gateway: str = ""
-    """Where the gateway listens, read from the banner."""
+    """Where the gateway listens over TLS, read from the banner."""
+    partner_gateway: str = ""
+    """Where the gateway listens for retail partners over mutual TLS, read from the banner."""
 
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
@@ -66,6 +74,7 @@ async def launched(tmp_path: Path) -> AsyncIterator[Launcher]:
     try:
         banner = await _wait_for_output(launcher, r"Gateway \(gRPC[^)]*\): (\S+)", STARTUP_TIMEOUT_SECONDS)
         launcher.gateway = banner.group(1)
+        launcher.partner_gateway = (await _wait_for_output(launcher, r"Partner gateway \([^)]*\): (\S+)", 1)).group(1)
         yield launcher
     finally:
         if launcher.process.poll() is None:
@@ -88,13 +97,14 @@ def _start_launcher(state_dir: Path, output_path: Path) -> Launcher:
         "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
         "LOYALTY_GRPC_ADDRESS": ANY_PORT,
         "GATEWAY_GRPC_ADDRESS": ANY_PORT,
+        "GATEWAY_PARTNER_ADDRESS": ANY_PORT,
         "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
     }
     with output_path.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "tools.run"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
         )
-    return Launcher(process, output_path, state_dir / "postgres")
+    return Launcher(process, output_path, state_dir / "postgres", state_dir / "credentials")
 
 
 async def test_a_killed_service_is_restarted_on_its_address_while_the_others_keep_running(tmp_path: Path):
@@ -108,7 +118,7 @@ async def test_a_killed_service_is_restarted_on_its_address_while_the_others_kee
         await _wait_for_output(launcher, r"loyalty service was killed by SIGKILL; restarting it in 0\.5 s", 10)
         await _wait_for_output(launcher, r"loyalty service is serving again", RESTART_TIMEOUT_SECONDS)
         # The gateway still dials the address it was given at start: serving proves the same address.
-        await _wait_until_gateway_reports_serving(launcher.gateway, LOYALTY_SERVICE, RESTART_TIMEOUT_SECONDS)
+        await _wait_until_gateway_reports_serving(launcher, LOYALTY_SERVICE, RESTART_TIMEOUT_SECONDS)
         restarted = launcher.child_running("services.loyalty")
         assert restarted.pid != killed.pid
         assert _alive(customer) and _alive(gateway)
@@ -138,6 +148,62 @@ async def test_sigterm_stops_every_child_and_the_postgres_restarted_underneath_i
         assert _processes_working_in(launcher.postgres_dir) == []
 
 
+async def test_the_gateway_takes_the_local_credentials_of_each_kind_of_caller(tmp_path: Path):
+    async with launched(tmp_path) as launcher:
+        crmctl = [
+            "--target",
+            launcher.gateway,
+            "--partner-address",
+            launcher.partner_gateway,
+            "--credentials",
+            str(launcher.credentials_dir),
+        ]
+        partner = ["--cert", str(launcher.credentials_dir / "partner-texnomart.pem")]
+        partner += ["--key", str(launcher.credentials_dir / "partner-texnomart.key")]
+        rewards = ["call", f"{LOYALTY}/ListRewards", "{}"]
+
+        as_agent = await _crmctl(*crmctl, "--role", "agent", *rewards)
+        agent_without_the_role = await _crmctl(*crmctl, "--role", "agent", "call", f"{LOYALTY}/GetProgramKpis")
+        as_partner = await _crmctl(*crmctl, *partner, *rewards)
+        customer, someone_else = uuid.uuid4(), uuid.uuid4()
+        balance = ["call", f"{LOYALTY}/GetBalance"]
+        as_customer = await _crmctl(
+            *crmctl,
+            "--customer",
+            f"customers/{customer}",
+            *balance,
+            json.dumps({"name": f"accounts/{customer}/balance"}),
+        )
+        as_another_customer = await _crmctl(
+            *crmctl,
+            "--customer",
+            f"customers/{customer}",
+            *balance,
+            json.dumps({"name": f"accounts/{someone_else}/balance"}),
+        )
+        as_the_development_identity = await _crmctl(*crmctl, "list")
+
+        assert as_agent.returncode == 0, as_agent.stderr
+        assert "reason: METHOD_NOT_ALLOWED" in agent_without_the_role.stderr
+        assert as_partner.returncode == 0, as_partner.stderr
+        # Their own account: past the policy, and there is none yet.
+        assert "error: NOT_FOUND" in as_customer.stderr, as_customer.stderr
+        assert "reason: NOT_YOUR_RESOURCE" in as_another_customer.stderr
+        assert LOYALTY in as_the_development_identity.stdout, as_the_development_identity.stderr
+        assert "Development identity: ON" in launcher.output()
+
+
+async def _crmctl(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tools.crmctl", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 async def _wait_for_output(launcher: Launcher, pattern: str, timeout_seconds: float) -> re.Match[str]:
     """The first match of `pattern` in the launcher's output; fails with the output if it exits first."""
     async with asyncio.timeout(timeout_seconds):
@@ -149,9 +215,11 @@ async def _wait_for_output(launcher: Launcher, pattern: str, timeout_seconds: fl
     return found
 
 
-async def _wait_until_gateway_reports_serving(gateway: str, service: str, timeout_seconds: float) -> None:
+async def _wait_until_gateway_reports_serving(launcher: Launcher, service: str, timeout_seconds: float) -> None:
+    """Health is open to anyone on the gateway's TLS address, verified with the launcher's CA."""
     request = health_pb2.HealthCheckRequest(service=service)
-    async with grpc.aio.insecure_channel(gateway) as channel, asyncio.timeout(timeout_seconds):
+    authority = grpc.ssl_channel_credentials((launcher.credentials_dir / "ca.pem").read_bytes())
+    async with grpc.aio.secure_channel(launcher.gateway, authority) as channel, asyncio.timeout(timeout_seconds):
         health = health_pb2_grpc.HealthStub(channel)
         while (await health.Check(request, timeout=2)).status != health_pb2.HealthCheckResponse.SERVING:
             await asyncio.sleep(0.1)
