@@ -26,7 +26,7 @@ from chassis.interceptors import parsed_request
 from chassis.status import grpc_code
 from gateway.audit import AuditRecord, AuditTrail
 from gateway.identity import Authenticator, Credentials
-from gateway.owners import ComplaintOwners, PartnerCustomers
+from gateway.owners import PartnerCustomers, ResourceOwners
 from gateway.policy import MethodRule, Policy, RetailerCheck
 from gateway.rate_limits import RateLimits
 from gateway.views import CustomerView, RetailerView, View
@@ -95,7 +95,7 @@ class Access:
         policy: Policy,
         methods: Mapping[str, MethodDescriptor],
         partner_customers: PartnerCustomers,
-        complaint_owners: ComplaintOwners,
+        resource_owners: ResourceOwners,
         rate_limits: RateLimits,
         audit_trail: AuditTrail,
         clock: Clock,
@@ -103,7 +103,7 @@ class Access:
         self._authenticator = authenticator
         self._policy = policy
         self._partner_customers = partner_customers
-        self._complaint_owners = complaint_owners
+        self._resource_owners = resource_owners
         self._rate_limits = rate_limits
         self._audit_trail = audit_trail
         self._clock = clock
@@ -229,15 +229,15 @@ class Access:
 
     async def _owner(self, name: str) -> str | None:
         """The customer id a resource name belongs to: in its name (`customers/{id}/...`,
-        `accounts/{id}/...`), or the customer a complaint is about (asked of the complaints service)."""
+        `accounts/{id}/...`), or asked of the service holding it (`complaints/{id}`, `planChanges/{id}`)."""
         collection, _, rest = name.partition("/")
         key = rest.partition("/")[0]
         if not key:
             return None
         if collection in _OWNED_COLLECTIONS:
             return key
-        if collection == "complaints":
-            return await self._complaint_owners.customer_of(key)
+        if self._resource_owners.knows(collection):
+            return await self._resource_owners.customer_of(collection, key)
         return None
 
     def presented_at_counter(self, caller: Caller, response: Message) -> None:

@@ -17,10 +17,10 @@ from gateway.audit_servicer import AuditServicer
 from gateway.backend_health import BackendHealth
 from gateway.forwarding import ERROR_DOMAIN, Forwarder
 from gateway.identity import Authenticator, TokenVerifier
-from gateway.owners import ComplaintOwners, PartnerCustomers
+from gateway.owners import PartnerCustomers, ResourceOwners
 from gateway.policy import PolicyError, load_policy
 from gateway.rate_limits import RateLimits
-from gateway.routes import COMPLAINTS_SERVICE, CUSTOMER_SERVICE, EXPOSED_SERVICES
+from gateway.routes import COMPLAINTS_SERVICE, CUSTOMER_SERVICE, EXPOSED_SERVICES, OFFERS_SERVICE
 from gateway.settings import GatewaySettings
 
 AUDIT_SERVICE: ServiceDescriptor = audit_pb2.DESCRIPTOR.services_by_name["AuditService"]
@@ -81,7 +81,7 @@ def build_gateway_server(settings: GatewaySettings, *, clock: Clock = SYSTEM_CLO
             owner_cache_seconds=settings.owner_cache_seconds,
             presence_seconds=settings.counter_presence_seconds,
         ),
-        complaint_owners=ComplaintOwners(channels[COMPLAINTS_SERVICE]),
+        resource_owners=ResourceOwners(complaints=channels[COMPLAINTS_SERVICE], offers=channels[OFFERS_SERVICE]),
         rate_limits=RateLimits(
             clock, employee=settings.employee_rate, customer=settings.customer_rate, retailer=settings.retailer_rate
         ),

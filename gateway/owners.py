@@ -1,5 +1,5 @@
 """Whose customer a caller is calling about: which partner may reach a customer, and which customer
-a complaint is about.
+a complaint, a plan change or a tariff recommendation is about.
 
 A partner may reach a customer it onboarded (the customer's `retailer_id`) or one that presented
 themselves at its counter, i.e. that the partner found by phone number within the last half hour
@@ -14,6 +14,8 @@ different replicas, so partner channels should stick to one replica (the partner
 long-lived connection per shop system, which gRPC keeps on one replica).
 """
 
+from collections.abc import Awaitable, Callable
+
 import grpc
 from cachetools import LRUCache, TTLCache
 
@@ -22,8 +24,10 @@ from chassis.clock import Clock
 from chassis.errors import Unavailable
 from crm.complaints.v1 import complaint_service_pb2, complaint_service_pb2_grpc
 from crm.customer.v1 import customer_service_pb2, customer_service_pb2_grpc
+from crm.offers.v1 import offers_service_pb2, offers_service_pb2_grpc
 
 _GATEWAY = Caller(subject="gateway", kind="service")
+_AS_GATEWAY = _GATEWAY.to_metadata()
 _LOOKUP_SECONDS = 2.0
 _KEPT = 200_000
 
@@ -71,30 +75,55 @@ class PartnerCustomers:
         return retailer
 
 
-class ComplaintOwners:
-    """The customer each complaint is about, asked of the complaints service once per complaint (a
-    complaint never changes customer, so the answer is kept while memory allows)."""
+class ResourceOwners:
+    """The customer a resource is about when its name does not say (`complaints/{id}`,
+    `planChanges/{id}`, `tariffRecommendations/{id}`): asked of the service that owns it, once per
+    resource. A resource never changes customer, so each answer is kept while memory allows."""
 
-    def __init__(self, complaints_channel: grpc.aio.Channel) -> None:
-        self._complaints = complaint_service_pb2_grpc.ComplaintServiceStub(complaints_channel)
-        self._customer_of: LRUCache[str, str] = LRUCache(_KEPT)
+    def __init__(self, *, complaints: grpc.aio.Channel, offers: grpc.aio.Channel) -> None:
+        complaint_service = complaint_service_pb2_grpc.ComplaintServiceStub(complaints)
+        offer_service = offers_service_pb2_grpc.OfferServiceStub(offers)
 
-    async def customer_of(self, complaint_id: str) -> str | None:
-        """The customer id of `complaint_id`; None when there is no such complaint."""
-        if complaint_id in self._customer_of:
-            return self._customer_of[complaint_id]
+        async def complaint_customer(name: str) -> str:
+            request = complaint_service_pb2.GetComplaintRequest(name=name)
+            answer = await complaint_service.GetComplaint(request, metadata=_AS_GATEWAY, timeout=_LOOKUP_SECONDS)
+            return str(answer.customer)
+
+        async def plan_change_line(name: str) -> str:
+            request = offers_service_pb2.GetPlanChangeRequest(name=name)
+            answer = await offer_service.GetPlanChange(request, metadata=_AS_GATEWAY, timeout=_LOOKUP_SECONDS)
+            return str(answer.subscription)
+
+        async def recommendation_line(name: str) -> str:
+            request = offers_service_pb2.GetTariffRecommendationRequest(name=name)
+            answer = await offer_service.GetTariffRecommendation(request, metadata=_AS_GATEWAY, timeout=_LOOKUP_SECONDS)
+            return str(answer.subscription)
+
+        self._lookups: dict[str, Callable[[str], Awaitable[str]]] = {
+            "complaints": complaint_customer,
+            "planChanges": plan_change_line,
+            "tariffRecommendations": recommendation_line,
+        }
+        self._customer_of: LRUCache[str, str | None] = LRUCache(_KEPT)
+
+    def knows(self, collection: str) -> bool:
+        """Whether resources of `collection` are looked up here."""
+        return collection in self._lookups
+
+    async def customer_of(self, collection: str, key: str) -> str | None:
+        """The customer id `collection/key` is about; None when there is no such resource."""
+        name = f"{collection}/{key}"
+        if name in self._customer_of:
+            return self._customer_of[name]
         try:
-            complaint = await self._complaints.GetComplaint(
-                complaint_service_pb2.GetComplaintRequest(name=f"complaints/{complaint_id}"),
-                metadata=_GATEWAY.to_metadata(),
-                timeout=_LOOKUP_SECONDS,
-            )
+            owner_name = await self._lookups[collection](name)
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                return None  # nobody's: the caller is refused as for someone else's complaint
+                return None  # nobody's: refused as someone else's would be, without saying it does not exist
             raise Unavailable(
-                "OWNER_LOOKUP_UNAVAILABLE", "the complaints service could not say whose complaint this is; retry"
+                "OWNER_LOOKUP_UNAVAILABLE", f"the service holding {collection} could not say whose this is; retry"
             ) from None
-        customer: str = complaint.customer.removeprefix("customers/")
-        self._customer_of[complaint_id] = customer
+        first, _, rest = owner_name.partition("/")
+        customer = rest.partition("/")[0] if first == "customers" and rest else None
+        self._customer_of[name] = customer
         return customer

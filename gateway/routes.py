@@ -10,6 +10,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from crm.complaints.v1 import complaint_service_pb2
 from crm.customer.v1 import billing_pb2, customer_service_pb2, segments_pb2, usage_pb2
 from crm.loyalty.v1 import loyalty_service_pb2
+from crm.offers.v1 import offers_service_pb2
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 """The customer service, which the gateway also asks itself (whose customer a partner calls about)."""
 CUSTOMER_TARGET = ("GATEWAY_CUSTOMER_TARGET", "127.0.0.1:50051")
 LOYALTY_TARGET = ("GATEWAY_LOYALTY_TARGET", "127.0.0.1:50052")
+OFFERS_SERVICE = "crm.offers.v1.OfferService"
+"""The offers service, which the gateway also asks itself (which line a plan change is about)."""
+OFFERS_TARGET = ("GATEWAY_OFFERS_TARGET", "127.0.0.1:50053")
 COMPLAINTS_SERVICE = "crm.complaints.v1.ComplaintService"
 """The complaints service, which the gateway also asks itself (which customer a complaint is about)."""
 COMPLAINTS_TARGET = ("GATEWAY_COMPLAINTS_TARGET", "127.0.0.1:50054")
@@ -82,5 +86,10 @@ EXPOSED_SERVICES = (
         default_target=COMPLAINTS_TARGET[1],
         # The schedule (SLA breaches, timeouts) runs inside the service, as loyalty's does.
         internal_methods=frozenset({"RunScheduledWork"}),
+    ),
+    ExposedService(
+        descriptor=offers_service_pb2.DESCRIPTOR.services_by_name["OfferService"],
+        target_variable=OFFERS_TARGET[0],
+        default_target=OFFERS_TARGET[1],
     ),
 )
