@@ -59,10 +59,8 @@ def test_an_unknown_role_is_refused_with_its_line(tmp_path: Path) -> None:
 
 
 def test_a_resource_field_the_request_does_not_have_is_refused(tmp_path: Path) -> None:
-    text = GOOD.replace(
-        '[methods."crm.loyalty.v1.LoyaltyService/EarnPoints"]\nemployees = ["back-office", "admin"]\nresource = "account"',
-        '[methods."crm.loyalty.v1.LoyaltyService/EarnPoints"]\nemployees = ["back-office", "admin"]\nresource = "acount"',
-    )
+    earn = '[methods."crm.loyalty.v1.LoyaltyService/EarnPoints"]\nemployees = ["back-office", "admin"]\n'
+    text = GOOD.replace(earn + 'resource = "account"', earn + 'resource = "acount"')
     assert "EarnPointsRequest has no text field 'acount'" in error_of(text, tmp_path)
 
 

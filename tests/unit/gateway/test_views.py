@@ -79,7 +79,12 @@ def test_an_organisations_tax_id_is_hidden_from_partners() -> None:
 
 def test_a_customer_sees_only_the_segments_shown_to_customers() -> None:
     answer = segments_pb2.CustomerSegments(name="customers/c/segments", churn_risk_score=0.83)
-    for segment in ("segments/type-consumer", "segments/debtor", "segments/usage-data-heavy", "segments/churn-risk-high"):
+    for segment in (
+        "segments/type-consumer",
+        "segments/debtor",
+        "segments/usage-data-heavy",
+        "segments/churn-risk-high",
+    ):
         answer.memberships.add(segment=segment, rule="r")
     answer.churn_factors.add(factor="late_payments", value="3")
     CustomerView(POLICY).apply(answer)
