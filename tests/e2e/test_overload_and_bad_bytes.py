@@ -38,12 +38,14 @@ from crm.loyalty.v1 import loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
 from gateway.app import contract_messages, guarded_methods
 from gateway.policy import load_policy
-from gateway.routes import COMPLAINTS_SERVICE, EXPOSED_SERVICES, ExposedService
+from gateway.routes import COMPLAINTS_SERVICE, EXPOSED_SERVICES, OFFERS_SERVICE, ExposedService
 from gateway.settings import DEFAULT_POLICY_FILE
 from services.complaints.app import COMPLAINTS
 from services.complaints.settings import ComplaintsSettings
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
+from services.offers.app import OFFERS
+from services.offers.settings import OffersSettings
 from tests.gateway_support import employee_channel, gateway_environment
 from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
 from tests.support import CUSTOMER_SERVICE, LOYALTY_SERVICE, create_request, person
@@ -93,27 +95,57 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SEED = 20261201
 
 
+BACKENDS = {LOYALTY_SERVICE: "loyalty", COMPLAINTS_SERVICE: "complaints", OFFERS_SERVICE: "offers"}
+"""The process serving each exposed service that is not the customer service's (which also serves
+usage, billing and segments)."""
+
+
 @dataclass
 class System:
     """The processes under test, their databases, and customers for readers to read."""
 
     customer: ServiceProcess
     """Admitting little (SMALL_LIMITS)."""
-    loyalty: ServiceProcess
-    complaints: ServiceProcess
+    backends: dict[str, ServiceProcess]
+    """Every service process behind the gateways, by name (`customer`, `loyalty`, ...)."""
+    database_urls: dict[str, str]
+    """Each backend's database, by the same names."""
     gateway: ServiceProcess
     """In front of the services, admitting as much as it does by default."""
     small_gateway: ServiceProcess
     """In front of the services, admitting as little as the customer service."""
-    customer_database_url: str
-    loyalty_database_url: str
-    complaints_database_url: str
     credentials: LocalCredentials
     customers: list[str] = field(default_factory=list)
 
     def as_employee(self, gateway: ServiceProcess, subject: str, roles: tuple[str, ...]) -> grpc.aio.Channel:
         """A channel to `gateway` carrying the token of employee `subject` with `roles`."""
         return employee_channel(gateway, self.credentials, roles, subject=subject)
+
+
+def backend_of(service_name: str) -> str:
+    """The name of the process serving an exposed service."""
+    return BACKENDS.get(service_name, "customer")
+
+
+def gateway_targets(backends: dict[str, ServiceProcess]) -> dict[str, str]:
+    """The gateway's target settings (`CUSTOMER_TARGET`, ...) pointing each exposed service at its process."""
+    return {
+        service.target_variable.removeprefix("GATEWAY_"): backends[backend_of(service.name)].address
+        for service in EXPOSED_SERVICES
+    }
+
+
+def migrated(postgres: PostgresCluster, worker_id: str, customer_url: str) -> dict[str, str]:
+    """A migrated database of each backend."""
+    urls = {"customer": customer_url}
+    for name, definition, settings in (
+        ("loyalty", LOYALTY, LoyaltySettings),
+        ("complaints", COMPLAINTS, ComplaintsSettings),
+        ("offers", OFFERS, OffersSettings),
+    ):
+        urls[name] = postgres.ensure_database(f"{name}_overload_{worker_id}")
+        definition.migrate(settings.from_environment(Environment({f"{name.upper()}_DATABASE_URL": urls[name]})))
+    return urls
 
 
 @pytest.fixture(scope="module")
@@ -125,18 +157,14 @@ async def system(
     worker_id: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[System]:
-    customer_url = migrated_database_url("customer_overload")
-    loyalty_url = postgres.ensure_database(f"loyalty_overload_{worker_id}")
-    LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
-    complaints_url = postgres.ensure_database(f"complaints_overload_{worker_id}")
-    COMPLAINTS.migrate(ComplaintsSettings.from_environment(Environment({"COMPLAINTS_DATABASE_URL": complaints_url})))
+    urls = migrated(postgres, worker_id, migrated_database_url("customer_overload"))
     logs = Path(tmp_path_factory.mktemp("overload-logs"))
     customer = start_process(
         "customer",
         "services.customer",
         {
             **LOGS_AS_READ_HERE,
-            "CUSTOMER_DATABASE_URL": customer_url,
+            "CUSTOMER_DATABASE_URL": urls["customer"],
             "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
             "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0",
             "CUSTOMER_MIN_DEADLINE_SECONDS": str(MIN_DEADLINE_SECONDS),
@@ -149,7 +177,7 @@ async def system(
         "services.loyalty",
         {
             **LOGS_AS_READ_HERE,
-            "LOYALTY_DATABASE_URL": loyalty_url,
+            "LOYALTY_DATABASE_URL": urls["loyalty"],
             "LOYALTY_GRPC_ADDRESS": ANY_PORT,
             "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
             # No scheduled work writes while the tests count rows.
@@ -157,18 +185,18 @@ async def system(
         },
         logs,
     )
-    started = [customer, loyalty]
+    backends = {"customer": customer, "loyalty": loyalty}
     gateways: list[ServiceProcess] = []
     try:
         await asyncio.gather(
             wait_until_serving(customer, CUSTOMER_SERVICE), wait_until_serving(loyalty, LOYALTY_SERVICE)
         )
-        complaints = start_process(
+        backends["complaints"] = start_process(
             "complaints",
             "services.complaints",
             {
                 **LOGS_AS_READ_HERE,
-                "COMPLAINTS_DATABASE_URL": complaints_url,
+                "COMPLAINTS_DATABASE_URL": urls["complaints"],
                 "COMPLAINTS_GRPC_ADDRESS": ANY_PORT,
                 "COMPLAINTS_SHUTDOWN_DRAIN_SECONDS": "0",
                 "COMPLAINTS_CUSTOMER_TARGET": customer.address,
@@ -179,8 +207,25 @@ async def system(
             },
             logs,
         )
-        started.append(complaints)
-        await wait_until_serving(complaints, COMPLAINTS_SERVICE)
+        backends["offers"] = start_process(
+            "offers",
+            "services.offers",
+            {
+                **LOGS_AS_READ_HERE,
+                "OFFERS_DATABASE_URL": urls["offers"],
+                "OFFERS_GRPC_ADDRESS": ANY_PORT,
+                "OFFERS_SHUTDOWN_DRAIN_SECONDS": "0",
+                "OFFERS_CUSTOMER_TARGET": customer.address,
+                # Neither plan changes sent nor customer events followed write while the tests count rows.
+                "OFFERS_PLAN_CHANGE_INTERVAL_SECONDS": "86400",
+                "OFFERS_FOLLOW_CUSTOMER_FEED": "false",
+            },
+            logs,
+        )
+        await asyncio.gather(
+            wait_until_serving(backends["complaints"], COMPLAINTS_SERVICE),
+            wait_until_serving(backends["offers"], OFFERS_SERVICE),
+        )
         gateway_database_url = migrated_gateway_database_url("gateway_overload")
 
         def gateway_settings(**limits: str) -> dict[str, str]:
@@ -189,9 +234,7 @@ async def system(
                 **gateway_environment(
                     local_credentials,
                     gateway_database_url,
-                    CUSTOMER_TARGET=customer.address,
-                    LOYALTY_TARGET=loyalty.address,
-                    COMPLAINTS_TARGET=complaints.address,
+                    **gateway_targets(backends),
                     **UNTHROTTLED,
                     **limits,
                 ),
@@ -201,31 +244,15 @@ async def system(
             start_process("gateway", "gateway", gateway_settings(), logs),
             start_process("small-gateway", "gateway", gateway_settings(**SMALL_LIMITS), logs),
         ]
-        await asyncio.gather(
-            *(
-                wait_until_serving(g, name)
-                for g in gateways
-                for name in (CUSTOMER_SERVICE, LOYALTY_SERVICE, COMPLAINTS_SERVICE)
-            )
-        )
-        running = System(
-            customer,
-            loyalty,
-            complaints,
-            gateways[0],
-            gateways[1],
-            customer_url,
-            loyalty_url,
-            complaints_url,
-            local_credentials,
-        )
+        await asyncio.gather(*(wait_until_serving(g, service.name) for g in gateways for service in EXPOSED_SERVICES))
+        running = System(customer, backends, urls, gateways[0], gateways[1], local_credentials)
         async with running.as_employee(running.gateway, QUIET_AGENT, QUIET_AGENT_ROLES) as channel:
             for _ in range(20):
                 created = await CustomerServiceStub(channel).CreateCustomer(create_request(person()), timeout=5)
                 running.customers.append(created.name)
         yield running
     finally:
-        for process in [*gateways, *reversed(started)]:
+        for process in [*gateways, *reversed(backends.values())]:
             await asyncio.to_thread(process.stop)
 
 
@@ -530,7 +557,7 @@ async def test_a_call_whose_deadline_is_too_short_is_refused_before_any_work(sys
         if route == "directly"
         else system.as_employee(system.gateway, QUIET_AGENT, QUIET_AGENT_ROLES)
     )
-    before = await count_rows(system.customer_database_url)
+    before = await count_rows(system.database_urls["customer"])
     async with channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=5)
         outcome = await timed(
@@ -538,14 +565,10 @@ async def test_a_call_whose_deadline_is_too_short_is_refused_before_any_work(sys
         )
     print(f"\ndeadline too short, {route}: {outcome.code.name} {outcome.reason} in {outcome.seconds * 1000:.0f} ms")
     assert (outcome.code, outcome.reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_TOO_SHORT")
-    assert await count_rows(system.customer_database_url) == before
+    assert await count_rows(system.database_urls["customer"]) == before
 
 
 # --- bytes that are not the method's message ---------------------------------------------------------
-
-
-BACKENDS = {LOYALTY_SERVICE: "loyalty", COMPLAINTS_SERVICE: "complaints"}
-"""The process of each exposed service that is not the customer service's."""
 
 
 @dataclass(frozen=True)
@@ -567,7 +590,7 @@ class BadCall:
     @property
     def backend(self) -> str:
         """The process serving the method behind the gateway."""
-        return BACKENDS.get(self.service.name, "customer")
+        return backend_of(self.service.name)
 
     @property
     def refused_by(self) -> str:
@@ -696,21 +719,10 @@ class BadBytesRun:
 
 @pytest.fixture(scope="module")
 async def bad_bytes_sent(system: System) -> BadBytesRun:
-    databases = {
-        "customer": system.customer_database_url,
-        "loyalty": system.loyalty_database_url,
-        "complaints": system.complaints_database_url,
-    }
-    processes = {
-        "customer": system.customer,
-        "loyalty": system.loyalty,
-        "complaints": system.complaints,
-        "gateway": system.gateway,
-    }
+    databases = system.database_urls
+    processes = {**system.backends, "gateway": system.gateway}
     channels = {
-        "customer": grpc.aio.insecure_channel(system.customer.address),
-        "loyalty": grpc.aio.insecure_channel(system.loyalty.address),
-        "complaints": grpc.aio.insecure_channel(system.complaints.address),
+        **{name: grpc.aio.insecure_channel(process.address) for name, process in system.backends.items()},
         "gateway": system.as_employee(system.gateway, ADMINISTRATOR, ("admin",)),
     }
     rows_before = {name: await settled_rows(url) for name, url in databases.items()}
@@ -782,10 +794,9 @@ def test_bad_bytes_write_nothing(bad_bytes_sent: BadBytesRun):
 
 
 async def test_every_server_still_serves_after_bad_bytes(system: System, bad_bytes_sent: BadBytesRun):
+    served = {"customer": CUSTOMER_SERVICE, **{backend: service for service, backend in BACKENDS.items()}}
     probes = [
-        (system.customer.address, CUSTOMER_SERVICE),
-        (system.loyalty.address, LOYALTY_SERVICE),
-        (system.complaints.address, COMPLAINTS_SERVICE),
+        *((process.address, served[name]) for name, process in system.backends.items()),
         *((system.gateway.health_address, service.name) for service in EXPOSED_SERVICES),
     ]
     statuses = {}
@@ -824,9 +835,7 @@ async def gateway_without_loyalty(
                 **gateway_environment(
                     system.credentials,
                     migrated_gateway_database_url("gateway_overload"),
-                    CUSTOMER_TARGET=system.customer.address,
-                    LOYALTY_TARGET=no_loyalty,
-                    COMPLAINTS_TARGET=system.complaints.address,
+                    **{**gateway_targets(system.backends), "LOYALTY_TARGET": no_loyalty},
                 ),
             },
             logs,
