@@ -1,11 +1,15 @@
-"""The offers service's parts: its servicer over the catalog, coverage, advice and plan changes."""
+"""The offers service's parts: its servicers over the catalog, coverage, advice, plan changes and
+next-best actions, the senders and proposers it runs, and the feeds it follows."""
 
 from pathlib import Path
 
 from chassis.service import Service, ServiceDefinition
+from crm.offers.v1.next_best_action_service_pb2_grpc import add_NextBestActionServiceServicer_to_server
 from crm.offers.v1.offers_service_pb2_grpc import add_OfferServiceServicer_to_server
 from services.offers import customer_events
+from services.offers.action_decisions import NextBestActionDecider
 from services.offers.customer_lines import SERVICE_CALLER, CustomerLines
+from services.offers.next_best_action_servicer import NextBestActionServicer
 from services.offers.retirement import RetirementProposer
 from services.offers.servicer import OfferServicer
 from services.offers.settings import OffersSettings
@@ -40,6 +44,8 @@ def assemble(service: Service, settings: OffersSettings) -> None:
             actor=SERVICE_CALLER,
         )
     service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))
+    decider = NextBestActionDecider(database, clock, lines)
+    service.serve(add_NextBestActionServiceServicer_to_server, NextBestActionServicer(database, clock, decider))
 
 
 OFFERS = ServiceDefinition(

@@ -1,6 +1,7 @@
 """The customer service's events applied to the offers database: lines keep the local read model
-that retirement needs, and erasure forgets the customer's lines, advice and self-given acceptances
-and empties the payloads of the offers service's own events about them.
+that retirement needs, segments the one next-best actions need, and erasure forgets the customer's
+lines, segments, advice and self-given acceptances and empties the payloads of the offers service's
+own events about them.
 
 Each event runs inside the consumer's transaction that records it as applied (exactly once); events
 whose payload a later erasure emptied are skipped."""
@@ -17,13 +18,14 @@ from chassis.outbox import erase_aggregate_payloads
 from crm.common.v1 import events_pb2 as common_events_pb2
 from crm.customer.v1 import customer_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
-from services.offers import line_store
+from services.offers import customer_profile_store, line_store
 
 CONSUMER_NAME = "offers"
 PRODUCER_NAME = "customer"
 EVENT_TYPES = (
     customer_events_pb2.SubscriptionChanged.DESCRIPTOR.full_name,
     customer_events_pb2.CustomerErased.DESCRIPTOR.full_name,
+    customer_events_pb2.SegmentsChanged.DESCRIPTOR.full_name,
 )
 """The customer events the offers service reads."""
 
@@ -60,4 +62,21 @@ async def apply_customer_event(session: AsyncSession, event: common_events_pb2.E
         event.payload.Unpack(erased)
         customer_id = CUSTOMER.parse_uuid(erased.customer, "customer")
         await line_store.forget_customer(session, customer_id)
+        await customer_profile_store.forget_customer(session, customer_id)
         await erase_aggregate_payloads(session, aggregate_type=AggregateType.CUSTOMER, aggregate_id=erased.customer)
+    elif event.event_type == EVENT_TYPES[2]:
+        segments = customer_events_pb2.SegmentsChanged()
+        event.payload.Unpack(segments)
+        await customer_profile_store.apply_segment_change(
+            session,
+            CUSTOMER.parse_uuid(segments.customer, "customer"),
+            entered=[_segment_id(membership.segment) for membership in segments.entered],
+            left=[_segment_id(segment) for segment in segments.left],
+            churn_risk_score=segments.churn_risk_score,
+            now=now,
+        )
+
+
+def _segment_id(segment: str) -> str:
+    """ "churn-risk-high" of `segments/churn-risk-high` (and of a bare id)."""
+    return segment.removeprefix("segments/")

@@ -10,6 +10,7 @@ from chassis.channels import open_channel
 from chassis.errors import DomainError, Unavailable
 from chassis.status import from_rpc_error
 from chassis.wellknown import date_from_proto
+from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2, usage_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
@@ -42,6 +43,15 @@ class Line:
     home_region: str
     active: bool
     etag: str
+
+
+@dataclass(frozen=True)
+class MarketingConsent:
+    """The customer's marketing consent as the customer service holds it."""
+
+    permitted: bool
+    words: str
+    """How it stands, in words: "was granted through APP on 2025-03-01"."""
 
 
 class CustomerLines:
@@ -77,6 +87,22 @@ class CustomerLines:
             raise _answer(error, f"could not read the usage of {name}") from None
         return [_month(month) for month in profile.months]
 
+    async def marketing_consent(self, customer: str) -> "MarketingConsent":
+        """Whether the customer's marketing consent permits marketing now, from their consent state;
+        an unanswered or failed read is no permission (marketing waits, service messages do not)."""
+        try:
+            state = await self._customers.GetConsentState(
+                customer_service_pb2.GetConsentStateRequest(name=f"{customer}/consentState"),
+                timeout=self._deadline,
+                metadata=SERVICE_CALLER.to_metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            return MarketingConsent(False, f"could not be read from the customer service ({error.code().name})")
+        for purpose in state.purposes:
+            if purpose.purpose == customer_pb2.CONSENT_PURPOSE_MARKETING:
+                return _marketing(purpose)
+        return MarketingConsent(False, "was never asked for")
+
     async def change_tariff(self, line: Line, plan: str) -> Line:
         """Puts the line on `plan`, provided it is still the version `line` was read at (its etag);
         the answer of the customer service is raised as its domain error."""
@@ -104,6 +130,16 @@ def _answer(error: grpc.aio.AioRpcError, doing: str) -> DomainError:
     if error.code() in DECIDED:
         return from_rpc_error(error)
     return Unavailable("CUSTOMER_SERVICE_UNAVAILABLE", f"the customer service {doing} ({error.code().name}); retry", {})
+
+
+def _marketing(purpose: customer_pb2.PurposeConsent) -> MarketingConsent:
+    if purpose.decision == customer_pb2.CONSENT_DECISION_UNSPECIFIED:
+        return MarketingConsent(False, "was never asked for")
+    decision = customer_pb2.ConsentDecision.Name(purpose.decision).removeprefix("CONSENT_DECISION_").lower()
+    record = purpose.latest_record
+    channel = common_pb2.Channel.Name(record.channel).removeprefix("CHANNEL_")
+    when = record.record_time.ToDatetime().date().isoformat() if record.HasField("record_time") else "an unknown day"
+    return MarketingConsent(purpose.permitted, f"was {decision} through {channel} on {when}")
 
 
 def _line(line: customer_pb2.Subscription) -> Line:

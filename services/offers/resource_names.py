@@ -32,3 +32,9 @@ def plan_name(name: str, field: str) -> str:
     """`name` checked as `plans/{plan}`."""
     PLAN.parse_slug(name, field)
     return name
+
+
+ACTION_RULE = ResourcePattern("actionRules/{rule}")
+"""A rule that makes a next-best action a candidate."""
+CONTACT_POLICY = ResourcePattern("contactPolicy")
+"""The contact policy in force (a singleton)."""

@@ -12,6 +12,7 @@ from chassis.clock import ManualClock
 from chassis.database import Database, async_url, create_engine
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
+from crm.offers.v1.next_best_action_service_pb2_grpc import NextBestActionServiceStub
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
 from services.offers.app import OFFERS
 from services.offers.customer_lines import CustomerLines
@@ -74,6 +75,12 @@ async def offers_channel(offers_server: ServiceServer) -> AsyncIterator[grpc.aio
 def offers(offers_channel: grpc.aio.Channel) -> OfferServiceStub:
     """A client of the in-process offers service."""
     return OfferServiceStub(offers_channel)
+
+
+@pytest.fixture
+def next_best_actions(offers_channel: grpc.aio.Channel) -> NextBestActionServiceStub:
+    """A client of the in-process offers service's next-best actions."""
+    return NextBestActionServiceStub(offers_channel)
 
 
 @pytest.fixture(scope="session")

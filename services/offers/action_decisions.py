@@ -1,0 +1,86 @@
+"""Use case of next-best actions: gather what the decision needs (the customer's segments, loyalty
+tier and lines from the local read model, their usage and marketing consent from the customer service
+outside any transaction and with a deadline, the rules, catalog, coverage, contact policy and take-up
+in one short read) and decide."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from chassis.clock import Clock, today
+from chassis.database import Database
+from chassis.errors import DomainError
+from chassis.names import CUSTOMER, SUBSCRIPTION
+from services.offers import action_rule_store, catalog_store, contact_history_store, coverage_store
+from services.offers import customer_profile_store as profiles
+from services.offers.advice import months_to_cost
+from services.offers.catalog import Offering
+from services.offers.costing import MonthUsage
+from services.offers.customer_lines import CustomerLines, MarketingConsent
+from services.offers.customer_profile_store import KnownLine
+from services.offers.eligibility import area_uses
+from services.offers.next_best_actions import CustomerLine, CustomerPicture, Decision, DecisionInputs, decide
+from services.offers.text_keys import place_key
+
+USAGE_MONTHS = 3
+"""Months of usage coverage is checked on."""
+NO_CUSTOMER_SERVICE = MarketingConsent(False, "could not be read: no customer service is configured")
+
+
+class NextBestActionDecider:
+    """Decides next-best actions for customers."""
+
+    def __init__(self, database: Database, clock: Clock, lines: CustomerLines | None) -> None:
+        self._database = database
+        self._clock = clock
+        self._lines = lines
+
+    async def decide(self, customer: str, channel: str, max_actions: int) -> tuple[CustomerPicture, Decision]:
+        """The best actions for `customer` on `channel` now, and why the other candidates were not chosen."""
+        customer_id = CUSTOMER.parse_uuid(customer, "customer")
+        async with self._database.transaction() as session:
+            segments = await profiles.segments_of(session, customer_id)
+            tier = await profiles.tier_of(session, customer_id)
+            known = await profiles.active_lines(session, customer_id)
+        consent, usage = await asyncio.gather(self._consent(customer), self._usage(customer_id, known))
+        now = self._clock.now()
+        async with self._database.transaction() as session:
+            plans = {line.tariff_plan: await catalog_store.get_offering(session, line.tariff_plan) for line in known}
+            lines = [CustomerLine(plans[k.tariff_plan], k.home_region, usage[k.subscription_id]) for k in known]
+            picture = CustomerPicture(customer, segments, tier, lines, consent.permitted, consent.words)
+            rules = await action_rule_store.active_rules(session, picture.market)
+            offerings: dict[str, Offering] = {}
+            for name in sorted({rule.offering for rule in rules if rule.offering}):
+                offering = await catalog_store.get_offering(session, name)
+                if offering is not None:
+                    offerings[name] = offering
+            area_keys = sorted({place_key(use.area) for line in lines for use in area_uses(line.usage)})
+            coverage = await coverage_store.coverage_of(session, picture.market, area_keys)
+            policy = await action_rule_store.contact_policy(session)
+            contacts = await contact_history_store.contact_history(
+                session, customer_id, channel, timedelta(days=policy.decline_cooldown_days), now
+            )
+            take_up = await contact_history_store.take_up(session, [rule.rule_id for rule in rules], sorted(segments))
+        inputs = DecisionInputs(rules, offerings, coverage, policy, contacts, take_up)
+        return picture, decide(picture, inputs, channel, max_actions, now)
+
+    async def _consent(self, customer: str) -> MarketingConsent:
+        if self._lines is None:
+            return NO_CUSTOMER_SERVICE
+        return await self._lines.marketing_consent(customer)
+
+    async def _usage(self, customer_id: uuid.UUID, known: list[KnownLine]) -> dict[uuid.UUID, list[MonthUsage]]:
+        """Each line's recent months of usage; a line whose usage cannot be read counts as without usage."""
+        lines = self._lines
+        if lines is None:
+            return {line.subscription_id: [] for line in known}
+
+        async def usage_of(line: KnownLine) -> list[MonthUsage]:
+            try:
+                months = await lines.usage(SUBSCRIPTION.format(customer_id, line.subscription_id), USAGE_MONTHS)
+            except DomainError:  # a line whose usage cannot be read is judged as one without usage
+                return []
+            return months_to_cost(months, today(self._clock))
+
+        found = await asyncio.gather(*(usage_of(line) for line in known))
+        return {line.subscription_id: months for line, months in zip(known, found, strict=True)}
