@@ -19,7 +19,11 @@ def enum_from_proto(value: int, wrapper: EnumTypeWrapper, prefix: str, target: t
         proto_name = wrapper.Name(value)
     except ValueError:
         raise invalid_field(field, f"{value} is not a known value") from None
-    return target(proto_name.removeprefix(prefix))
+    try:
+        return target(proto_name.removeprefix(prefix))
+    except ValueError:
+        # A value the contract gained but this part does not take (yet) is bad input, not a crash.
+        raise invalid_field(field, f"{proto_name} is not accepted here") from None
 
 
 def enum_label(member: StrEnum | None, prefix: str) -> str:

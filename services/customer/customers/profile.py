@@ -43,6 +43,8 @@ class Channel(StrEnum):
     WEB = "WEB"
     APP = "APP"
     CALL_CENTRE = "CALL_CENTRE"
+    EMAIL = "EMAIL"
+    SOCIAL = "SOCIAL"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from google.type import date_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm.common.v1 import common_pb2
 from crm.customer.v1 import customer_pb2, customer_service_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from tests.support import create_request, failure, person, request_id, unique_mobile
@@ -306,3 +307,12 @@ async def test_deleted_customer_is_gone_and_a_customer_with_lines_cannot_be_dele
         customer_stub.DeleteCustomer(customer_service_pb2.DeleteCustomerRequest(name=with_line.name), timeout=5)
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and error.reason == "CUSTOMER_HAS_LINES"
+
+
+async def test_a_customer_who_signed_up_by_email_or_social_media_keeps_that_channel(customer_stub: CustomerServiceStub):
+    for channel in (common_pb2.CHANNEL_EMAIL, common_pb2.CHANNEL_SOCIAL):
+        new = person(phone=unique_mobile("UZ"))
+        new.acquisition_channel = channel
+        created = await customer_stub.CreateCustomer(create_request(new), metadata=ALICE, timeout=5)
+        fetched = await customer_stub.GetCustomer(customer_service_pb2.GetCustomerRequest(name=created.name), timeout=5)
+        assert fetched.acquisition_channel == channel
