@@ -4,9 +4,11 @@ Makes the local credentials on first use (tools.credentials: an operator CA, the
 certificate, the demo retail chain's client certificate, a token-signing key and its JWKS, in
 <CRM_DATA_DIR>/credentials/), starts PostgreSQL (see tools.postgres), applies migrations (the
 gateway's audit trail database too), starts the services and the gateway (`CHILDREN`) as child
-processes, waits until each reports SERVING on the standard gRPC health check (the gateway's on its
-plaintext probe address, as its main address serves TLS only), loads demo data into an empty system
-with real credentials, and prints how to call the gateway as each kind of caller.
+processes, each once the children it calls serve, waits until each reports SERVING on the standard
+gRPC health check (the gateway's on its plaintext probe address, as its main address serves TLS
+only), loads demo data into an empty system with real credentials (tools.demo_data and the demo
+modules beside it: customers, their usage and bills, loyalty, the offers catalog and coverage,
+complaints), and prints how to call the gateway as each kind of caller.
 
 The gateway trusts the local credentials and has its development identity on (`x-crm-user` taken
 as an employee without proof), which is for a local run only; the banner says so.
@@ -31,10 +33,14 @@ Environment, all optional:
   CUSTOMER_DATABASE_URL    the customer database; when unset, `crm_customer` is created on the
                            server of CRM_POSTGRES_URL, or on the embedded server
   LOYALTY_DATABASE_URL     the loyalty database; when unset, `crm_loyalty` is created the same way
+  OFFERS_DATABASE_URL      the offers database; when unset, `crm_offers` is created the same way
+  COMPLAINTS_DATABASE_URL  the complaints database; when unset, `crm_complaints` is created the same way
   GATEWAY_DATABASE_URL     the gateway's audit trail; when unset, `crm_gateway` is created the same way
   CRM_POSTGRES_URL         admin URL of an existing PostgreSQL server to use instead of the embedded one
   CUSTOMER_GRPC_ADDRESS    where the customer service listens (default 127.0.0.1:50051)
   LOYALTY_GRPC_ADDRESS     where the loyalty service listens (default 127.0.0.1:50052)
+  OFFERS_GRPC_ADDRESS      where the offers service listens (default 127.0.0.1:50053)
+  COMPLAINTS_GRPC_ADDRESS  where the complaints service listens (default 127.0.0.1:50054)
   GATEWAY_GRPC_ADDRESS     where the gateway listens over TLS (default 127.0.0.1:50050)
   GATEWAY_PARTNER_ADDRESS  where the gateway listens for retail partners, mutual TLS (default 127.0.0.1:50060)
   GATEWAY_PROBE_ADDRESS    where the gateway answers health in plaintext (default a free port)
@@ -43,9 +49,14 @@ Environment, all optional:
                            that call it, and restarts the child on it.
   GATEWAY_DEVELOPMENT_IDENTITY  true (the default here) accepts `x-crm-user` without proof; false turns it off
   GATEWAY_CUSTOMER_TARGET  where the gateway finds the customer service (default: where it listens)
-  GATEWAY_LOYALTY_TARGET   where the gateway finds the loyalty service (default: where it listens)
+  GATEWAY_LOYALTY_TARGET, GATEWAY_OFFERS_TARGET, GATEWAY_COMPLAINTS_TARGET  likewise
   LOYALTY_CUSTOMER_FEED_TARGET  whose events open loyalty accounts and earn points (default: where the
                            customer service listens)
+  OFFERS_CUSTOMER_TARGET   whose lines and usage the offers service advises on and whose events it
+                           follows (default: where the customer service listens)
+  COMPLAINTS_CUSTOMER_TARGET, COMPLAINTS_CUSTOMER_FEED_TARGET  whose customers complain and whose events
+                           (segments, erasure) the complaints service follows (default: likewise)
+  COMPLAINTS_LOYALTY_TARGET  where goodwill is credited (default: where the loyalty service listens)
   CRM_DEMO_CUSTOMERS       demo customers to load into an empty system (default 400; 0 loads none)
 """
 
@@ -155,7 +166,8 @@ class ChildSpec:
 
 PARTNER_PORT = "partner_port"
 PROBE_PORT = "probe_port"
-# Started in this order and stopped in the reverse one; a child dials only those before it.
+# A child dials only those before it, and starts once they serve (those that wait on no one else start
+# together); stopped in the reverse order.
 CHILDREN = (
     ChildSpec("customer service", "services.customer", "CUSTOMER", 50051, database="crm_customer"),
     ChildSpec(
@@ -167,12 +179,38 @@ CHILDREN = (
         dials={"LOYALTY_CUSTOMER_FEED_TARGET": "CUSTOMER"},
     ),
     ChildSpec(
+        "offers service",
+        "services.offers",
+        "OFFERS",
+        50053,
+        database="crm_offers",
+        # Lines, usage and tariff changes, and the feed that keeps its read model of lines.
+        dials={"OFFERS_CUSTOMER_TARGET": "CUSTOMER"},
+    ),
+    ChildSpec(
+        "complaints service",
+        "services.complaints",
+        "COMPLAINTS",
+        50054,
+        database="crm_complaints",
+        dials={
+            "COMPLAINTS_CUSTOMER_TARGET": "CUSTOMER",
+            "COMPLAINTS_CUSTOMER_FEED_TARGET": "CUSTOMER",
+            "COMPLAINTS_LOYALTY_TARGET": "LOYALTY",
+        },
+    ),
+    ChildSpec(
         "gateway",
         "gateway",
         "GATEWAY",
         50050,
         database="crm_gateway",
-        dials={"GATEWAY_CUSTOMER_TARGET": "CUSTOMER", "GATEWAY_LOYALTY_TARGET": "LOYALTY"},
+        dials={
+            "GATEWAY_CUSTOMER_TARGET": "CUSTOMER",
+            "GATEWAY_LOYALTY_TARGET": "LOYALTY",
+            "GATEWAY_OFFERS_TARGET": "OFFERS",
+            "GATEWAY_COMPLAINTS_TARGET": "COMPLAINTS",
+        },
         listeners=(
             Listener(PARTNER_PORT, "GATEWAY_PARTNER_ADDRESS", "127.0.0.1:50060"),
             # Only the launcher asks it, so any free port does.
@@ -269,7 +307,7 @@ def dial_address(listen_address: str) -> str:
 
 
 class Supervisor:
-    """Starts the children in order, starts again any that exits, and stops them all."""
+    """Starts the children, each once those it dials serve, starts again any that exits, and stops them all."""
 
     def __init__(self, environment: dict[str, str], environ: Mapping[str, str], log_dir: Path) -> None:
         self.environment = environment
@@ -294,6 +332,25 @@ class Supervisor:
                 for child in self.children:
                     if child.spec.database:
                         migrations.create_task(self._migrate(child))
+        except* LaunchError as failures:
+            raise failures.exceptions[0] from None
+
+    async def start_all(self, supervision: asyncio.TaskGroup) -> None:
+        """Starts every child once the children it dials serve, and has `supervision` keep each running;
+        LaunchError if one does not start."""
+        serving = {child.spec.prefix: asyncio.Event() for child in self.children}
+
+        async def start_once_its_targets_serve(child: Child) -> None:
+            for prefix in sorted(set(child.spec.dials.values())):
+                await serving[prefix].wait()
+            await self.start(child)
+            serving[child.spec.prefix].set()
+            supervision.create_task(self.keep_running(child), name=f"keep {child.spec.name} running")
+
+        try:
+            async with asyncio.TaskGroup() as starts:
+                for child in self.children:
+                    starts.create_task(start_once_its_targets_serve(child), name=f"start {child.spec.name}")
         except* LaunchError as failures:
             raise failures.exceptions[0] from None
 
@@ -452,9 +509,7 @@ async def _serve(supervisor: Supervisor, credentials: LocalCredentials, demo_cus
     cancelled, or raises LaunchError when a child does not start or keeps crashing."""
     try:
         async with asyncio.TaskGroup() as supervision:
-            for child in supervisor.children:
-                await supervisor.start(child)
-                supervision.create_task(supervisor.keep_running(child), name=f"keep {child.spec.name} running")
+            await supervisor.start_all(supervision)
             gateway = LocalGateway(
                 credentials,
                 address=supervisor.address("GATEWAY"),

@@ -1,7 +1,8 @@
 """The launcher (`python -m tools.run`, what `make run` runs) as a real process tree: a service that
 dies is started again on its address while the others keep running, SIGTERM stops everything it
 started, its embedded PostgreSQL included even after that server was restarted underneath it, and
-the gateway it starts takes the local credentials it made for each kind of caller, as crmctl sends them."""
+the gateway it starts takes the local credentials it made for each kind of caller, as crmctl sends them,
+and reaches every service the launcher started, the complaints and offers services too."""
 
 import asyncio
 import json
@@ -32,6 +33,8 @@ STOP_TIMEOUT_SECONDS = 30.0
 # Variables of the caller that would point the launcher at servers, addresses or credentials other than its own.
 FOREIGN_SETTINGS = re.compile(r"^(CRM_POSTGRES_URL|.*_DATABASE_URL|.*_ADDRESS|.*_TARGET|GATEWAY_DEVELOPMENT_IDENTITY)$")
 LOYALTY = "crm.loyalty.v1.LoyaltyService"
+COMPLAINTS = "crm.complaints.v1.ComplaintService"
+OFFERS = "crm.offers.v1.OfferService"
 
 
 @dataclass
@@ -96,6 +99,8 @@ def _start_launcher(state_dir: Path, output_path: Path) -> Launcher:
         "CRM_DEMO_CUSTOMERS": "0",
         "CUSTOMER_GRPC_ADDRESS": ANY_PORT,
         "LOYALTY_GRPC_ADDRESS": ANY_PORT,
+        "OFFERS_GRPC_ADDRESS": ANY_PORT,
+        "COMPLAINTS_GRPC_ADDRESS": ANY_PORT,
         "GATEWAY_GRPC_ADDRESS": ANY_PORT,
         "GATEWAY_PARTNER_ADDRESS": ANY_PORT,
         "GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS": "0.2",
@@ -109,8 +114,9 @@ def _start_launcher(state_dir: Path, output_path: Path) -> Launcher:
 
 async def test_a_killed_service_is_restarted_on_its_address_while_the_others_keep_running(tmp_path: Path):
     async with launched(tmp_path) as launcher:
-        customer = launcher.child_running("services.customer")
-        gateway = launcher.child_running("gateway")
+        others = [launcher.child_running(module) for module in ("services.customer", "services.offers", "gateway")]
+        # It credits goodwill to the loyalty service: it keeps running while that one is down.
+        complaints = launcher.child_running("services.complaints")
         killed = launcher.child_running("services.loyalty")
 
         killed.send_signal(signal.SIGKILL)
@@ -121,7 +127,7 @@ async def test_a_killed_service_is_restarted_on_its_address_while_the_others_kee
         await _wait_until_gateway_reports_serving(launcher, LOYALTY_SERVICE, RESTART_TIMEOUT_SECONDS)
         restarted = launcher.child_running("services.loyalty")
         assert restarted.pid != killed.pid
-        assert _alive(customer) and _alive(gateway)
+        assert all(_alive(process) for process in [*others, complaints])
 
         launcher.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(launcher.process.wait, STOP_TIMEOUT_SECONDS) == 0, launcher.output()
@@ -182,6 +188,10 @@ async def test_the_gateway_takes_the_local_credentials_of_each_kind_of_caller(tm
             json.dumps({"name": f"accounts/{someone_else}/balance"}),
         )
         as_the_development_identity = await _crmctl(*crmctl, "list")
+        # The services started after the first ones, through the gateway pointed at them.
+        complaints_of_the_agent = await _crmctl(*crmctl, "--role", "agent", "call", f"{COMPLAINTS}/ListComplaints")
+        offerings = ["call", f"{OFFERS}/ListProductOfferings", "{}"]
+        catalog_for_the_customer = await _crmctl(*crmctl, "--customer", f"customers/{customer}", *offerings)
 
         assert as_agent.returncode == 0, as_agent.stderr
         assert "reason: METHOD_NOT_ALLOWED" in agent_without_the_role.stderr
@@ -191,6 +201,8 @@ async def test_the_gateway_takes_the_local_credentials_of_each_kind_of_caller(tm
         assert "reason: NOT_YOUR_RESOURCE" in as_another_customer.stderr
         assert LOYALTY in as_the_development_identity.stdout, as_the_development_identity.stderr
         assert "Development identity: ON" in launcher.output()
+        assert complaints_of_the_agent.returncode == 0, complaints_of_the_agent.stderr
+        assert catalog_for_the_customer.returncode == 0, catalog_for_the_customer.stderr
 
 
 async def _crmctl(*arguments: str) -> subprocess.CompletedProcess[str]:

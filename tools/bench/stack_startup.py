@@ -2,7 +2,8 @@
 
 Runs the launcher (`python -m tools.run`, what `make run` runs once installed) on a private data folder,
 so on a fresh embedded PostgreSQL (initdb and migrations included), without demo data and on free
-ports; times until every child it starts answers SERVING on the standard gRPC health check; reads
+ports; times until every child it starts (every service and the gateway) answers SERVING on the
+standard gRPC health check (the gateway's over TLS, verified with the CA the launcher made); reads
 each child's memory once idle; stops the launcher with SIGTERM. Then once more on the same data folder,
 initialised this time. Prints the figures and writes them to `.data/bench/startup.json`.
 """
@@ -27,8 +28,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tools.bench.idle_memory import IdleMemory, idle_memory
 from tools.bench.idle_memory import report as idle_memory_report
 from tools.bench.sizes import chosen_sizes
+from tools.local_gateway import DATA_DIR_VARIABLE
 from tools.postgres import PostgresError, stop_server
-from tools.run import CHILDREN, DATA_DIR_VARIABLE
+from tools.run import CHILDREN, ChildSpec
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESULTS = REPOSITORY / ".data" / "bench" / "startup.json"
@@ -77,6 +79,7 @@ def launcher_environment(data_dir: Path) -> dict[str, str]:
     environment = {name: value for name, value in os.environ.items() if name not in _POINTED_ELSEWHERE}
     environment |= {DATA_DIR_VARIABLE: str(data_dir), "CRM_DEMO_CUSTOMERS": "0"}
     environment |= {spec.address_variable: "127.0.0.1:0" for spec in CHILDREN}
+    environment |= {listener.variable: "127.0.0.1:0" for spec in CHILDREN for listener in spec.listeners}
     return environment
 
 
@@ -98,7 +101,9 @@ async def time_stack_start(data_dir: Path, data_folder: str, log: BinaryIO) -> S
     follower = asyncio.create_task(_follow(launcher, log, announced))
     try:
         try:
-            serving_after = await asyncio.wait_for(_every_child_serving(announced, launched), START_TIMEOUT_SECONDS)
+            serving_after = await asyncio.wait_for(
+                _every_child_serving(announced, launched, data_dir / "credentials" / "ca.pem"), START_TIMEOUT_SECONDS
+            )
         except TimeoutError:
             raise RuntimeError(f"the stack did not serve within {START_TIMEOUT_SECONDS:.0f} s") from None
         memory = await idle_memory("launcher", _children_by_name(launcher.pid))
@@ -123,9 +128,13 @@ async def _follow(
     announced.put_nowait(None)
 
 
-async def _every_child_serving(announced: asyncio.Queue[tuple[str, str] | None], launched: float) -> dict[str, float]:
-    """Seconds since `launched` at which each child answered SERVING, checked here on its health service."""
-    expected = {spec.name for spec in CHILDREN}
+async def _every_child_serving(
+    announced: asyncio.Queue[tuple[str, str] | None], launched: float, authority: Path
+) -> dict[str, float]:
+    """Seconds since `launched` at which each child answered SERVING, checked here on its health service
+    (over TLS verified with the CA in `authority` for a child that serves TLS only)."""
+    specs = {spec.name: spec for spec in CHILDREN}
+    expected = set(specs)
     serving_after: dict[str, float] = {}
     while set(serving_after) != expected:
         child = await announced.get()
@@ -133,13 +142,22 @@ async def _every_child_serving(announced: asyncio.Queue[tuple[str, str] | None],
             missing = ", ".join(sorted(expected - set(serving_after)))
             raise RuntimeError(f"the launcher exited before {missing} served")
         name, address = child
-        await _until_serving(address)
+        await _until_serving(address, _channel_credentials(specs[name], authority))
         serving_after[name] = time.perf_counter() - launched
     return serving_after
 
 
-async def _until_serving(address: str) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
+def _channel_credentials(spec: ChildSpec, authority: Path) -> grpc.ChannelCredentials | None:
+    """TLS verified with the launcher's CA for the gateway, whose main address serves TLS only (its
+    plaintext health answers on a probe address the launcher does not announce); None for plaintext."""
+    return grpc.ssl_channel_credentials(authority.read_bytes()) if spec.health_listener else None
+
+
+async def _until_serving(address: str, credentials: grpc.ChannelCredentials | None) -> None:
+    channel = (
+        grpc.aio.insecure_channel(address) if credentials is None else grpc.aio.secure_channel(address, credentials)
+    )
+    async with channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
