@@ -5,14 +5,18 @@ in one short read) and decide."""
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import Clock, today
 from chassis.database import Database
 from chassis.errors import DomainError
 from chassis.names import CUSTOMER, SUBSCRIPTION
-from services.offers import action_rule_store, catalog_store, contact_history_store, coverage_store
+from services.offers import action_rule_changes, action_rule_store, catalog_store, contact_history_store, coverage_store
 from services.offers import customer_profile_store as profiles
+from services.offers.action_rules import ActionRule
 from services.offers.advice import months_to_cost
 from services.offers.catalog import Offering
 from services.offers.costing import MonthUsage
@@ -22,6 +26,8 @@ from services.offers.eligibility import area_uses
 from services.offers.next_best_actions import CustomerLine, CustomerPicture, Decision, DecisionInputs, decide
 from services.offers.text_keys import place_key
 
+RuleSource = Callable[[AsyncSession, str], Awaitable[list[ActionRule]]]
+"""The candidate rules of a decision, for the customer's market."""
 USAGE_MONTHS = 3
 """Months of usage coverage is checked on."""
 NO_CUSTOMER_SERVICE = MarketingConsent(False, "could not be read: no customer service is configured")
@@ -37,6 +43,24 @@ class NextBestActionDecider:
 
     async def decide(self, customer: str, channel: str, max_actions: int) -> tuple[CustomerPicture, Decision]:
         """The best actions for `customer` on `channel` now, and why the other candidates were not chosen."""
+
+        async def every_active_rule(session: AsyncSession, market: str) -> list[ActionRule]:
+            return await action_rule_store.active_rules(session, market)
+
+        return await self._decision(customer, channel, max_actions, every_active_rule)
+
+    async def decide_one(self, customer: str, channel: str, rule_id: str) -> tuple[CustomerPicture, Decision]:
+        """Whether the rule's action may be put to `customer` on `channel` now, as the only candidate
+        (an agent presenting it); NOT_FOUND for an unknown rule."""
+
+        async def the_rule(session: AsyncSession, market: str) -> list[ActionRule]:
+            return [await action_rule_changes.get_rule(session, rule_id)]
+
+        return await self._decision(customer, channel, 1, the_rule)
+
+    async def _decision(
+        self, customer: str, channel: str, max_actions: int, candidates: RuleSource
+    ) -> tuple[CustomerPicture, Decision]:
         customer_id = CUSTOMER.parse_uuid(customer, "customer")
         async with self._database.transaction() as session:
             segments = await profiles.segments_of(session, customer_id)
@@ -48,7 +72,7 @@ class NextBestActionDecider:
             plans = {line.tariff_plan: await catalog_store.get_offering(session, line.tariff_plan) for line in known}
             lines = [CustomerLine(plans[k.tariff_plan], k.home_region, usage[k.subscription_id]) for k in known]
             picture = CustomerPicture(customer, segments, tier, lines, consent.permitted, consent.words)
-            rules = await action_rule_store.active_rules(session, picture.market)
+            rules = await candidates(session, picture.market)
             offerings: dict[str, Offering] = {}
             for name in sorted({rule.offering for rule in rules if rule.offering}):
                 offering = await catalog_store.get_offering(session, name)

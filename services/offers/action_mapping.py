@@ -7,9 +7,11 @@ from google.protobuf import field_mask_pb2
 
 from chassis.errors import invalid_field
 from chassis.etags import etag
+from chassis.names import CUSTOMER
 from chassis.wellknown import timestamp_to_proto
 from crm.common.v1 import common_pb2
 from crm.offers.v1 import next_best_action_pb2 as nba_pb2
+from crm.offers.v1 import offer_presentation_pb2 as presentation_pb2
 from services.offers.action_rules import (
     DEFAULT_VALIDITY_DAYS,
     UPDATABLE_RULE_FIELDS,
@@ -17,7 +19,11 @@ from services.offers.action_rules import (
     ActionRule,
     ContactPolicy,
 )
+from services.offers.mapping import money_to_proto
+from services.offers.money import Money
 from services.offers.next_best_actions import ChosenAction, CustomerPicture, Decision, PassedOver
+from services.offers.offer_lifecycle import OfferState, Presentation, rate
+from services.offers.offer_presentation_store import Counted, PeriodCounts
 
 ACTION_KINDS: dict[nba_pb2.ActionKind, ActionKind] = {
     nba_pb2.ACTION_KIND_RETENTION_OFFER: ActionKind.RETENTION_OFFER,
@@ -182,4 +188,79 @@ def _passed_over(passed: PassedOver) -> nba_pb2.PassedOverAction:
         reason=passed.reason,
         explanation=passed.explanation,
         priority=passed.priority,
+    )
+
+
+_OFFER_STATES = {
+    OfferState.PRESENTED: presentation_pb2.OFFER_STATE_PRESENTED,
+    OfferState.ACCEPTED: presentation_pb2.OFFER_STATE_ACCEPTED,
+    OfferState.DECLINED: presentation_pb2.OFFER_STATE_DECLINED,
+    OfferState.EXPIRED: presentation_pb2.OFFER_STATE_EXPIRED,
+}
+
+
+def presentation_to_proto(presentation: Presentation) -> presentation_pb2.OfferPresentation:
+    """The presentation as the contract shows it."""
+    return presentation_pb2.OfferPresentation(
+        name=presentation.name,
+        customer=CUSTOMER.format(presentation.customer_id) if presentation.customer_id else "",
+        rule=f"{RULE_PREFIX}{presentation.rule_id}",
+        kind=_KIND_NUMBERS[presentation.kind],
+        offering=presentation.offering,
+        channel=channel_number(presentation.channel),
+        presented_by=presentation.presented_by,
+        present_time=timestamp_to_proto(presentation.present_time),
+        expire_time=timestamp_to_proto(presentation.expire_time),
+        state=_OFFER_STATES[presentation.state],
+        decided_by=presentation.decided_by,
+        decide_channel=channel_number(presentation.decide_channel) if presentation.decide_channel else None,
+        decide_time=timestamp_to_proto(presentation.decide_time),
+        segments=presentation.segments,
+        priority=presentation.priority,
+        etag=etag(presentation.version),
+    )
+
+
+def kpis_to_proto(
+    start: datetime,
+    end: datetime,
+    counts: PeriodCounts,
+    savings: list[Money],
+    recommended_changes_applied: int,
+    retention_accepted: tuple[int, int],
+    retention_declined: tuple[int, int],
+    retention_effect: str,
+) -> presentation_pb2.OfferKpis:
+    """A period's KPIs as the contract shows them."""
+    return presentation_pb2.OfferKpis(
+        start_time=timestamp_to_proto(start),
+        end_time=timestamp_to_proto(end),
+        presented=counts.presented,
+        accepted=counts.accepted,
+        declined=counts.declined,
+        expired=counts.expired,
+        take_up_rate=rate(counts.accepted, counts.presented),
+        by_offer=[_take_up(Counted(f"{RULE_PREFIX}{c.key}", c.presented, c.accepted)) for c in counts.by_rule],
+        by_segment=[_take_up(c) for c in counts.by_segment],
+        monthly_savings_given=[money_to_proto(amount) for amount in savings],
+        recommended_changes_applied=recommended_changes_applied,
+        retention_accepted=_churn(retention_accepted),
+        retention_declined=_churn(retention_declined),
+        retention_effect=retention_effect,
+    )
+
+
+def _take_up(counted: Counted) -> presentation_pb2.TakeUpRate:
+    return presentation_pb2.TakeUpRate(
+        key=counted.key,
+        presented=counted.presented,
+        accepted=counted.accepted,
+        take_up_rate=rate(counted.accepted, counted.presented),
+    )
+
+
+def _churn(customers_and_churned: tuple[int, int]) -> presentation_pb2.ChurnAfterRetention:
+    customers, churned = customers_and_churned
+    return presentation_pb2.ChurnAfterRetention(
+        customers=customers, churned=churned, churn_rate=rate(churned, customers)
     )

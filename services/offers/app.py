@@ -10,6 +10,7 @@ from services.offers import customer_events
 from services.offers.action_decisions import NextBestActionDecider
 from services.offers.customer_lines import SERVICE_CALLER, CustomerLines
 from services.offers.next_best_action_servicer import NextBestActionServicer
+from services.offers.offer_presentations import OfferPresentations
 from services.offers.retirement import RetirementProposer
 from services.offers.servicer import OfferServicer
 from services.offers.settings import OffersSettings
@@ -45,7 +46,14 @@ def assemble(service: Service, settings: OffersSettings) -> None:
         )
     service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))
     decider = NextBestActionDecider(database, clock, lines)
-    service.serve(add_NextBestActionServiceServicer_to_server, NextBestActionServicer(database, clock, decider))
+    presentations = OfferPresentations(database, clock, decider)
+    service.run_every(
+        "offer-expiry", settings.offer_expiry_interval_seconds, presentations.expire_due, actor=SERVICE_CALLER
+    )
+    service.serve(
+        add_NextBestActionServiceServicer_to_server,
+        NextBestActionServicer(database, clock, decider, presentations),
+    )
 
 
 OFFERS = ServiceDefinition(

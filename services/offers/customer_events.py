@@ -1,5 +1,6 @@
 """The customer service's events applied to the offers database: lines keep the local read model
-that retirement needs, segments the one next-best actions need, and erasure forgets the customer's
+that retirement needs, segments the one next-best actions need, status changes when a customer
+churned (the retention effect of offers), and erasure forgets the customer's
 lines, segments, advice and self-given acceptances and empties the payloads of the offers service's
 own events about them.
 
@@ -15,10 +16,11 @@ from chassis.clock import Clock
 from chassis.event_consumer import EventHandler
 from chassis.names import CUSTOMER, SUBSCRIPTION
 from chassis.outbox import erase_aggregate_payloads
+from chassis.wellknown import timestamp_from_proto
 from crm.common.v1 import events_pb2 as common_events_pb2
 from crm.customer.v1 import customer_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
-from services.offers import customer_profile_store, line_store
+from services.offers import customer_profile_store, line_store, offer_presentation_store
 
 CONSUMER_NAME = "offers"
 PRODUCER_NAME = "customer"
@@ -26,6 +28,7 @@ EVENT_TYPES = (
     customer_events_pb2.SubscriptionChanged.DESCRIPTOR.full_name,
     customer_events_pb2.CustomerErased.DESCRIPTOR.full_name,
     customer_events_pb2.SegmentsChanged.DESCRIPTOR.full_name,
+    customer_events_pb2.CustomerUpdated.DESCRIPTOR.full_name,
 )
 """The customer events the offers service reads."""
 
@@ -63,6 +66,7 @@ async def apply_customer_event(session: AsyncSession, event: common_events_pb2.E
         customer_id = CUSTOMER.parse_uuid(erased.customer, "customer")
         await line_store.forget_customer(session, customer_id)
         await customer_profile_store.forget_customer(session, customer_id)
+        await offer_presentation_store.forget_customer(session, customer_id)
         await erase_aggregate_payloads(session, aggregate_type=AggregateType.CUSTOMER, aggregate_id=erased.customer)
     elif event.event_type == EVENT_TYPES[2]:
         segments = customer_events_pb2.SegmentsChanged()
@@ -74,6 +78,16 @@ async def apply_customer_event(session: AsyncSession, event: common_events_pb2.E
             left=[_segment_id(segment) for segment in segments.left],
             churn_risk_score=segments.churn_risk_score,
             now=now,
+        )
+
+    elif event.event_type == EVENT_TYPES[3]:
+        updated = customer_events_pb2.CustomerUpdated()
+        event.payload.Unpack(updated)
+        churned = updated.customer.status == customer_pb2.CUSTOMER_STATUS_CHURNED
+        # The churn counts from when the customer service changed the status, not from when it is read here.
+        churn_time = timestamp_from_proto(event.event_time) if churned else None
+        await offer_presentation_store.record_churn(
+            session, CUSTOMER.parse_uuid(updated.customer.name, "customer.name"), churn_time
         )
 
 

@@ -12,14 +12,26 @@ from chassis.database import Database
 from chassis.errors import invalid_field
 from chassis.etags import version_from_etag
 from chassis.idempotency import IdempotentRunner
+from chassis.names import CUSTOMER
 from chassis.pagination import Page, read_page_request
+from chassis.wellknown import timestamp_from_proto
 from crm.common.v1 import common_pb2
 from crm.offers.v1 import next_best_action_pb2 as nba_pb2
 from crm.offers.v1 import next_best_action_service_pb2 as service_pb2
 from crm.offers.v1 import next_best_action_service_pb2_grpc as service_pb2_grpc
-from services.offers import action_mapping, action_rule_changes, action_rule_store, catalog_store
+from crm.offers.v1 import offer_presentation_pb2 as presentation_pb2
+from services.offers import (
+    action_mapping,
+    action_rule_changes,
+    action_rule_store,
+    catalog_store,
+    offer_presentation_store,
+    offer_presentations,
+)
 from services.offers.action_decisions import NextBestActionDecider
-from services.offers.resource_names import ACTION_RULE, CONTACT_POLICY
+from services.offers.offer_lifecycle import OfferState
+from services.offers.offer_presentations import OfferPresentations
+from services.offers.resource_names import ACTION_RULE, CONTACT_POLICY, OFFER_PRESENTATION
 
 Context: TypeAlias = grpc.aio.ServicerContext[Message, Message]
 MAX_ACTIONS = 10
@@ -29,10 +41,13 @@ DEFAULT_ACTIONS = 3
 class NextBestActionServicer(service_pb2_grpc.NextBestActionServiceServicer):
     """The next-best-action decisions' gRPC face."""
 
-    def __init__(self, database: Database, clock: Clock, decider: NextBestActionDecider) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, decider: NextBestActionDecider, presentations: OfferPresentations
+    ) -> None:
         self._database = database
         self._clock = clock
         self._decider = decider
+        self._presentations = presentations
         self._once = IdempotentRunner(database, catalog_store.idempotency_keys)
 
     async def CreateActionRule(
@@ -101,12 +116,88 @@ class NextBestActionServicer(service_pb2_grpc.NextBestActionServiceServicer):
     async def GetNextBestActions(
         self, request: service_pb2.GetNextBestActionsRequest, context: Context
     ) -> nba_pb2.NextBestActions:
-        if request.channel == common_pb2.CHANNEL_UNSPECIFIED:
-            raise invalid_field("channel", "is required: where the actions will be presented")
+        channel = _required_channel(request.channel)
         if not 0 <= request.max_actions <= MAX_ACTIONS:
             raise invalid_field("max_actions", f"must be between 0 and {MAX_ACTIONS} (0 means {DEFAULT_ACTIONS})")
-        channel = action_mapping.channel_text(request.channel)
         picture, decision = await self._decider.decide(
             request.customer, channel, request.max_actions or DEFAULT_ACTIONS
         )
         return action_mapping.decision_to_proto(picture, decision, request.channel, self._clock.now())
+
+    async def PresentOffer(
+        self, request: service_pb2.PresentOfferRequest, context: Context
+    ) -> presentation_pb2.OfferPresentation:
+        channel = _required_channel(request.channel)
+        earlier = await self._presentations.earlier_answer(request)
+        if earlier is not None:
+            return earlier
+        presentation = await self._presentations.decided_presentation(request.customer, request.rule, channel)
+
+        async def present(session: AsyncSession) -> presentation_pb2.OfferPresentation:
+            recorded = await offer_presentations.record_presentation(session, presentation, self._clock.now())
+            return action_mapping.presentation_to_proto(recorded)
+
+        return await self._once.run(request, presentation_pb2.OfferPresentation, present)
+
+    async def GetOfferPresentation(
+        self, request: service_pb2.GetOfferPresentationRequest, context: Context
+    ) -> presentation_pb2.OfferPresentation:
+        async with self._database.transaction() as session:
+            presentation = await offer_presentations.get_presentation(session, request.name)
+        return action_mapping.presentation_to_proto(presentation)
+
+    async def ListOfferPresentations(
+        self, request: service_pb2.ListOfferPresentationsRequest, context: Context
+    ) -> service_pb2.ListOfferPresentationsResponse:
+        customer_id = CUSTOMER.parse_uuid(request.customer, "customer")
+        criteria: dict[str, str | int | bool | None] = {"customer": request.customer}
+        page = read_page_request(request.page_size, request.page_token, criteria)
+        async with self._database.transaction() as session:
+            rows = await offer_presentation_store.list_presentations(session, customer_id, page)
+        result = Page.cut(rows, page, lambda p: [p.present_time.isoformat(), str(p.id)], criteria)
+        return service_pb2.ListOfferPresentationsResponse(
+            offer_presentations=[action_mapping.presentation_to_proto(p) for p in result.items],
+            next_page_token=result.next_page_token,
+        )
+
+    async def AcceptOffer(
+        self, request: service_pb2.AcceptOfferRequest, context: Context
+    ) -> presentation_pb2.OfferPresentation:
+        return await self._answer(request, OfferState.ACCEPTED)
+
+    async def DeclineOffer(
+        self, request: service_pb2.DeclineOfferRequest, context: Context
+    ) -> presentation_pb2.OfferPresentation:
+        return await self._answer(request, OfferState.DECLINED)
+
+    async def GetOfferKpis(
+        self, request: service_pb2.GetOfferKpisRequest, context: Context
+    ) -> presentation_pb2.OfferKpis:
+        if not request.HasField("start_time"):
+            raise invalid_field("start_time", "is required")
+        if not request.HasField("end_time"):
+            raise invalid_field("end_time", "is required")
+        return await self._presentations.kpis(
+            timestamp_from_proto(request.start_time), timestamp_from_proto(request.end_time)
+        )
+
+    async def _answer(
+        self, request: service_pb2.AcceptOfferRequest | service_pb2.DeclineOfferRequest, state: OfferState
+    ) -> presentation_pb2.OfferPresentation:
+        OFFER_PRESENTATION.parse_uuid(request.name)
+        channel = _required_channel(request.channel)
+        expected = version_from_etag(request.etag)
+
+        async def answer(session: AsyncSession) -> presentation_pb2.OfferPresentation:
+            answered = await offer_presentations.answer_offer(
+                session, request.name, state, channel, expected, self._clock.now()
+            )
+            return action_mapping.presentation_to_proto(answered)
+
+        return await self._once.run(request, presentation_pb2.OfferPresentation, answer)
+
+
+def _required_channel(channel: common_pb2.Channel) -> str:
+    if channel == common_pb2.CHANNEL_UNSPECIFIED:
+        raise invalid_field("channel", "is required: where the customer was reached")
+    return action_mapping.channel_text(channel)

@@ -38,3 +38,5 @@ ACTION_RULE = ResourcePattern("actionRules/{rule}")
 """A rule that makes a next-best action a candidate."""
 CONTACT_POLICY = ResourcePattern("contactPolicy")
 """The contact policy in force (a singleton)."""
+OFFER_PRESENTATION = ResourcePattern("offerPresentations/{presentation}")
+"""An action put to a customer and what became of it."""

@@ -32,6 +32,8 @@ class OffersSettings(FromEnvironment):
     """Longest a call to the customer service may take (`OFFERS_CUSTOMER_DEADLINE_SECONDS`)."""
     plan_change_interval_seconds: float = setting(1.0, reader=at_least(0.05))
     """How often accepted plan changes are sent to the customer service (`OFFERS_PLAN_CHANGE_INTERVAL_SECONDS`)."""
+    offer_expiry_interval_seconds: float = setting(60.0, reader=at_least(0.05))
+    """How often presented offers past their validity are marked expired (`OFFERS_OFFER_EXPIRY_INTERVAL_SECONDS`)."""
     follow_customer_feed: bool = setting(True)
     """Whether the customer service's events keep the local read model of lines
     (`OFFERS_FOLLOW_CUSTOMER_FEED`); read from `customer_target`."""

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, timestamp_pb2
 
 from chassis.database import Database
 from crm.common.v1 import common_pb2
@@ -84,6 +84,25 @@ async def announce_segments(
     )
     async with database.transaction() as session:
         await customer_events.apply_customer_event(session, event, datetime.now(UTC))
+
+
+async def announce_churn(database: Database, customer: str, when: datetime) -> None:
+    """Applies a CustomerUpdated event of the customer feed, stamped `when`, that says the customer churned."""
+    updated = customer_events_pb2.CustomerUpdated(
+        customer=customer_pb2.Customer(name=customer, status=customer_pb2.CUSTOMER_STATUS_CHURNED)
+    )
+    payload = any_pb2.Any()
+    payload.Pack(updated)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(when)
+    event = common_events_pb2.Event(
+        event_id=str(uuid.uuid4()),
+        event_type=customer_events_pb2.CustomerUpdated.DESCRIPTOR.full_name,
+        event_time=stamp,
+        payload=payload,
+    )
+    async with database.transaction() as session:
+        await customer_events.apply_customer_event(session, event, when)
 
 
 async def best_actions(

@@ -2,7 +2,7 @@
 PostgreSQL, on a clock the tests move, talking to the real in-process customer service; and direct
 access to the offers database to check what was (not) written."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
@@ -10,14 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chassis.clock import ManualClock
 from chassis.database import Database, async_url, create_engine
+from chassis.event_consumer import EventConsumer
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
 from crm.offers.v1.next_best_action_service_pb2_grpc import NextBestActionServiceStub
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
+from services.offers import customer_events
 from services.offers.app import OFFERS
 from services.offers.customer_lines import CustomerLines
 from services.offers.settings import OffersSettings
 from services.offers.tariff_change_sender import TariffChangeSender
+from tests.event_support import feed_end
 from tools.postgres import PostgresCluster
 
 
@@ -113,3 +116,27 @@ def plan_change_sender(
 ) -> TariffChangeSender:
     """A sender of accepted plan changes like the one the service runs, run when a test says."""
     return TariffChangeSender(offers_database, offers_clock, customer_lines)
+
+
+@pytest.fixture
+def apply_customer_events(
+    customer_channel: grpc.aio.Channel,
+    customer_engine: AsyncEngine,
+    offers_database: Database,
+    offers_clock: ManualClock,
+) -> Callable[[], Awaitable[int]]:
+    """`await apply_customer_events()` applies every customer event committed so far to the offers database."""
+    consumer = EventConsumer(
+        name=customer_events.CONSUMER_NAME,
+        producer=customer_events.PRODUCER_NAME,
+        feed=customer_channel,
+        database=offers_database,
+        handler=customer_events.customer_event_handler(offers_clock),
+        event_types=customer_events.EVENT_TYPES,
+    )
+
+    async def catch_up() -> int:
+        await feed_end(customer_engine)
+        return await consumer.catch_up(timeout_seconds=60)
+
+    return catch_up

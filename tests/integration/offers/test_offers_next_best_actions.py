@@ -10,17 +10,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.clock import ManualClock
 from chassis.database import Database
-from chassis.event_consumer import EventConsumer
 from crm.customer.v1 import customer_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.offers.v1 import next_best_action_pb2 as nba_pb2
 from crm.offers.v1 import next_best_action_service_pb2 as nba_service_pb2
 from crm.offers.v1.next_best_action_service_pb2_grpc import NextBestActionServiceStub
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
-from services.offers import customer_events
-from tests.event_support import feed_end
 from tests.integration.offers.action_support import (
     announce_segments,
     best_actions,
@@ -32,29 +28,6 @@ from tests.integration.offers.line_support import open_line
 from tests.support import request_id
 
 ApplyEvents = Callable[[], Awaitable[int]]
-
-
-@pytest.fixture
-def apply_customer_events(
-    customer_channel: grpc.aio.Channel,
-    customer_engine: AsyncEngine,
-    offers_database: Database,
-    offers_clock: ManualClock,
-) -> ApplyEvents:
-    consumer = EventConsumer(
-        name=customer_events.CONSUMER_NAME,
-        producer=customer_events.PRODUCER_NAME,
-        feed=customer_channel,
-        database=offers_database,
-        handler=customer_events.customer_event_handler(offers_clock),
-        event_types=customer_events.EVENT_TYPES,
-    )
-
-    async def catch_up() -> int:
-        await feed_end(customer_engine)
-        return await consumer.catch_up(timeout_seconds=60)
-
-    return catch_up
 
 
 async def customer_with_line(
