@@ -14,3 +14,5 @@ class AggregateType(StrEnum):
     """A customer's points account (`accounts/{account}`)."""
     COMPLAINT = "complaint"
     """A complaint ticket with its notes, history, SLA and compensation (`complaints/{complaint}`)."""
+    PRODUCT_OFFERING = "product_offering"
+    """A tariff plan or add-on bundle of the offers catalog with its versions (`plans/{plan}`, `bundles/{bundle}`)."""
