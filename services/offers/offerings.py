@@ -1,14 +1,18 @@
-"""Use cases of the catalog over a database session: create, read, list, version and retire offerings."""
+"""Use cases of the catalog over a database session: create, read, list, version and retire offerings,
+each version announced on the feed as a ProductOfferingChanged event of the offering."""
 
 from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.aggregates import AggregateType
 from chassis.caller import current_caller
 from chassis.errors import AlreadyExists, not_found
+from chassis.outbox import append_event
 from chassis.pagination import Page, PageRequest
-from services.offers import catalog_store, line_store
+from crm.offers.v1 import events_pb2
+from services.offers import catalog_store, line_store, mapping
 from services.offers.catalog import (
     Lifecycle,
     Offering,
@@ -33,6 +37,7 @@ async def create_offering(session: AsyncSession, offering: Offering, now: dateti
         raise AlreadyExists(
             "OFFERING_EXISTS", f"{created.name} exists already; choose another id", {"resource_name": created.name}
         )
+    await announce(session, created, now)
     return created
 
 
@@ -56,6 +61,7 @@ async def update_offering(
     current = await _locked(session, name)
     updated = updated_offering(current, patch, paths, expected_version=expected_version, now=now)
     await catalog_store.write_version(session, updated, current_caller().subject)
+    await announce(session, updated, now)
     return updated
 
 
@@ -64,6 +70,7 @@ async def retire_offering(session: AsyncSession, name: str, expected_version: in
     current = await _locked(session, name)
     retired = retired_offering(current, expected_version=expected_version, now=now)
     await catalog_store.write_version(session, retired, current_caller().subject)
+    await announce(session, retired, now)
     if retired.kind is OfferingKind.TARIFF_PLAN:
         await line_store.queue_lines_of_retired_plan(session, retired.name, now)
     return retired
@@ -88,6 +95,18 @@ async def list_versions(session: AsyncSession, name: str, page: PageRequest) -> 
     await get_offering(session, name)
     rows = await catalog_store.list_versions(session, name, page)
     return Page.cut(rows, page, lambda o: [o.version], {"name": name})
+
+
+async def announce(session: AsyncSession, offering: Offering, now: datetime) -> None:
+    """Writes the offering's new version to the outbox, as an event of the offering (written after
+    taking the offering's row lock, so that its versions are announced in order)."""
+    await append_event(
+        session,
+        aggregate_type=AggregateType.PRODUCT_OFFERING,
+        aggregate_id=offering.name,
+        payload=events_pb2.ProductOfferingChanged(product_offering=mapping.offering_to_proto(offering)),
+        now=now,
+    )
 
 
 async def _locked(session: AsyncSession, name: str) -> Offering:

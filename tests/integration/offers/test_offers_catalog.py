@@ -8,7 +8,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm.offers.v1 import catalog_pb2, offers_service_pb2
+from crm.offers.v1 import catalog_pb2, events_pb2, offers_service_pb2
 from crm.offers.v1.offers_service_pb2_grpc import OfferServiceStub
 from tests.integration.offers.catalog_support import create, som, tariff
 from tests.support import failure, request_id
@@ -135,3 +135,37 @@ async def test_listing_pages_through_offerings_and_refuses_a_token_of_other_crit
     other = offers_service_pb2.ListProductOfferingsRequest(market="UA", page_size=2, page_token=first.next_page_token)
     code, _ = await failure(offers.ListProductOfferings(other, timeout=5))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_every_version_is_announced_in_order_under_the_offering_as_its_aggregate(
+    offers: OfferServiceStub, offers_engine: AsyncEngine
+):
+    name = await create(offers, tariff("Announced", price=45_000))
+    current = await offers.GetProductOffering(offers_service_pb2.GetProductOfferingRequest(name=name), timeout=5)
+    await offers.UpdateProductOffering(
+        offers_service_pb2.UpdateProductOfferingRequest(
+            product_offering=catalog_pb2.ProductOffering(name=name, display_name="Announced again", etag=current.etag),
+            update_mask=FieldMask(paths=["display_name"]),
+            request_id=request_id(),
+        ),
+        timeout=5,
+    )
+    await offers.RetireProductOffering(
+        offers_service_pb2.RetireProductOfferingRequest(name=name, request_id=request_id()), timeout=5
+    )
+    async with offers_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text("SELECT aggregatetype, type, payload FROM outbox WHERE aggregateid = :name ORDER BY seq"),
+                {"name": name},
+            )
+        ).all()
+    assert {(row.aggregatetype, row.type) for row in rows} == {
+        ("product_offering", "crm.offers.v1.ProductOfferingChanged")
+    }
+    versions = [events_pb2.ProductOfferingChanged.FromString(row.payload).product_offering for row in rows]
+    assert [(v.version, v.lifecycle_status) for v in versions] == [
+        (1, catalog_pb2.LIFECYCLE_STATUS_ACTIVE),
+        (2, catalog_pb2.LIFECYCLE_STATUS_ACTIVE),
+        (3, catalog_pb2.LIFECYCLE_STATUS_RETIRED),
+    ]
