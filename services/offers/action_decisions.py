@@ -1,9 +1,8 @@
 """Use case of next-best actions: gather what the decision needs (the customer's segments, loyalty
-tier and lines from the local read model, their usage and marketing consent from the customer service
+tier, lines and usage from the local read model, their marketing consent from the customer service
 outside any transaction and with a deadline, the rules, catalog, coverage, contact policy and take-up
 in one short read) and decide."""
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -12,15 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import Clock, today
 from chassis.database import Database
-from chassis.errors import DomainError
-from chassis.names import CUSTOMER, SUBSCRIPTION
+from chassis.names import CUSTOMER
+from crm.customer.v1 import usage_pb2
 from services.offers import action_rule_changes, action_rule_store, catalog_store, contact_history_store, coverage_store
 from services.offers import customer_profile_store as profiles
 from services.offers.action_rules import ActionRule
 from services.offers.advice import months_to_cost
 from services.offers.catalog import Offering
 from services.offers.costing import MonthUsage
-from services.offers.customer_lines import CustomerLines, MarketingConsent
+from services.offers.customer_lines import CustomerLines, MarketingConsent, month_usage
 from services.offers.customer_profile_store import KnownLine
 from services.offers.eligibility import area_uses
 from services.offers.next_best_actions import CustomerLine, CustomerPicture, Decision, DecisionInputs, decide
@@ -66,7 +65,8 @@ class NextBestActionDecider:
             segments = await profiles.segments_of(session, customer_id)
             tier = await profiles.tier_of(session, customer_id)
             known = await profiles.active_lines(session, customer_id)
-        consent, usage = await asyncio.gather(self._consent(customer), self._usage(customer_id, known))
+        usage = await self._usage(customer_id, known)
+        consent = await self._consent(customer)
         now = self._clock.now()
         async with self._database.transaction() as session:
             plans = {line.tariff_plan: await catalog_store.get_offering(session, line.tariff_plan) for line in known}
@@ -94,17 +94,15 @@ class NextBestActionDecider:
         return await self._lines.marketing_consent(customer)
 
     async def _usage(self, customer_id: uuid.UUID, known: list[KnownLine]) -> dict[uuid.UUID, list[MonthUsage]]:
-        """Each line's recent months of usage; a line whose usage cannot be read counts as without usage."""
-        lines = self._lines
-        if lines is None:
-            return {line.subscription_id: [] for line in known}
-
-        async def usage_of(line: KnownLine) -> list[MonthUsage]:
-            try:
-                months = await lines.usage(SUBSCRIPTION.format(customer_id, line.subscription_id), USAGE_MONTHS)
-            except DomainError:  # a line whose usage cannot be read is judged as one without usage
-                return []
-            return months_to_cost(months, today(self._clock))
-
-        found = await asyncio.gather(*(usage_of(line) for line in known))
-        return {line.subscription_id: months for line, months in zip(known, found, strict=True)}
+        """Each line's recent months of usage, from the read model the customer feed keeps."""
+        first_of_month = today(self._clock).replace(day=1)
+        since = (first_of_month - timedelta(days=USAGE_MONTHS * 31)).replace(day=1)
+        async with self._database.transaction() as session:
+            kept = await profiles.months_of_usage(session, customer_id, since)
+        return {
+            line.subscription_id: months_to_cost(
+                [month_usage(usage_pb2.MonthlyUsage.FromString(raw)) for raw in kept.get(line.subscription_id, [])],
+                today(self._clock),
+            )
+            for line in known
+        }

@@ -6,7 +6,7 @@ from pathlib import Path
 from chassis.service import Service, ServiceDefinition
 from crm.offers.v1.next_best_action_service_pb2_grpc import add_NextBestActionServiceServicer_to_server
 from crm.offers.v1.offers_service_pb2_grpc import add_OfferServiceServicer_to_server
-from services.offers import customer_events
+from services.offers import customer_events, loyalty_events
 from services.offers.action_decisions import NextBestActionDecider
 from services.offers.customer_lines import SERVICE_CALLER, CustomerLines
 from services.offers.next_best_action_servicer import NextBestActionServicer
@@ -42,6 +42,15 @@ def assemble(service: Service, settings: OffersSettings) -> None:
             feed=settings.customer_target,
             handler=customer_events.customer_event_handler(clock),
             event_types=customer_events.EVENT_TYPES,
+            actor=SERVICE_CALLER,
+        )
+    if settings.loyalty_target and settings.follow_customer_feed:
+        service.follow(
+            consumer=loyalty_events.CONSUMER_NAME,
+            producer=loyalty_events.PRODUCER_NAME,
+            feed=settings.loyalty_target,
+            handler=loyalty_events.loyalty_event_handler(clock),
+            event_types=loyalty_events.EVENT_TYPES,
             actor=SERVICE_CALLER,
         )
     service.serve(add_OfferServiceServicer_to_server, OfferServicer(database, clock, advisor))

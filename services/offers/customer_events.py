@@ -1,5 +1,5 @@
 """The customer service's events applied to the offers database: lines keep the local read model
-that retirement needs, segments the one next-best actions need, status changes when a customer
+that retirement needs, segments and monthly usage the one next-best actions needs, status changes when a customer
 churned (the retention effect of offers), and erasure forgets the customer's
 lines, segments, advice and self-given acceptances and empties the payloads of the offers service's
 own events about them.
@@ -16,7 +16,7 @@ from chassis.clock import Clock
 from chassis.event_consumer import EventHandler
 from chassis.names import CUSTOMER, SUBSCRIPTION
 from chassis.outbox import erase_aggregate_payloads
-from chassis.wellknown import timestamp_from_proto
+from chassis.wellknown import date_from_proto, timestamp_from_proto
 from crm.common.v1 import events_pb2 as common_events_pb2
 from crm.customer.v1 import customer_pb2
 from crm.customer.v1 import events_pb2 as customer_events_pb2
@@ -29,6 +29,7 @@ EVENT_TYPES = (
     customer_events_pb2.CustomerErased.DESCRIPTOR.full_name,
     customer_events_pb2.SegmentsChanged.DESCRIPTOR.full_name,
     customer_events_pb2.CustomerUpdated.DESCRIPTOR.full_name,
+    customer_events_pb2.MonthlyUsageUpdated.DESCRIPTOR.full_name,
 )
 """The customer events the offers service reads."""
 
@@ -89,6 +90,17 @@ async def apply_customer_event(session: AsyncSession, event: common_events_pb2.E
         await offer_presentation_store.record_churn(
             session, CUSTOMER.parse_uuid(updated.customer.name, "customer.name"), churn_time
         )
+
+    elif event.event_type == EVENT_TYPES[4]:
+        usage_updated = customer_events_pb2.MonthlyUsageUpdated()
+        event.payload.Unpack(usage_updated)
+        usage = usage_updated.usage
+        customer_id, subscription_id = SUBSCRIPTION.parse_uuids(usage.subscription, "usage.subscription")
+        month = date_from_proto(usage.month, "usage.month")
+        if month is not None:
+            await customer_profile_store.keep_month_usage(
+                session, subscription_id, customer_id, month, usage.SerializeToString(deterministic=True), now
+            )
 
 
 def _segment_id(segment: str) -> str:

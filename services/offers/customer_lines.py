@@ -85,7 +85,7 @@ class CustomerLines:
             )
         except grpc.aio.AioRpcError as error:
             raise _answer(error, f"could not read the usage of {name}") from None
-        return [_month(month) for month in profile.months]
+        return [month_usage(month) for month in profile.months]
 
     async def marketing_consent(self, customer: str) -> "MarketingConsent":
         """Whether the customer's marketing consent permits marketing now, from their consent state;
@@ -152,7 +152,8 @@ def _line(line: customer_pb2.Subscription) -> Line:
     )
 
 
-def _month(month: usage_pb2.MonthlyUsage) -> MonthUsage:
+def month_usage(month: usage_pb2.MonthlyUsage) -> MonthUsage:
+    """A month of a line's usage as the customer service reports it."""
     first_day = date_from_proto(month.month, "month")
     if first_day is None:
         raise Unavailable("CUSTOMER_SERVICE_ANSWER", "the customer service sent a month without a date", {})

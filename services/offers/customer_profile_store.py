@@ -1,10 +1,11 @@
 """The read model of what next-best actions need of a customer, kept from the customer and loyalty
-feeds: the customer's segments and churn-risk score, their loyalty accounts' tiers, and their lines."""
+feeds: the customer's segments and churn-risk score, their loyalty accounts' tiers, their lines and
+the lines' monthly usage."""
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,9 +101,44 @@ async def active_lines(session: AsyncSession, customer_id: uuid.UUID) -> list[Kn
     return [KnownLine(row.subscription_id, row.tariff_plan, row.home_region) for row in rows]
 
 
+async def keep_month_usage(
+    session: AsyncSession,
+    subscription_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    month: date,
+    usage: bytes,
+    now: datetime,
+) -> None:
+    """Keeps a line's month of usage (a `crm.customer.v1.MonthlyUsage`) as last announced."""
+    await session.execute(
+        text(
+            "INSERT INTO line_usage_months (subscription_id, customer_id, month, usage, update_time) "
+            "VALUES (:s, :c, :month, :usage, :now) ON CONFLICT (subscription_id, month) DO UPDATE SET "
+            "usage = excluded.usage, update_time = excluded.update_time"
+        ),
+        {"s": subscription_id, "c": customer_id, "month": month, "usage": usage, "now": now},
+    )
+
+
+async def months_of_usage(session: AsyncSession, customer_id: uuid.UUID, since: date) -> dict[uuid.UUID, list[bytes]]:
+    """The customer's lines' months of usage from `since`, newest first, by line."""
+    rows = await session.execute(
+        text(
+            "SELECT subscription_id, usage FROM line_usage_months WHERE customer_id = :c AND month >= :since "
+            "ORDER BY month DESC LIMIT :limit"
+        ),
+        {"c": customer_id, "since": since, "limit": MAX_LINES * 12},
+    )
+    found: dict[uuid.UUID, list[bytes]] = {}
+    for row in rows:
+        found.setdefault(row.subscription_id, []).append(bytes(row.usage))
+    return found
+
+
 async def forget_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
-    """Erasure: drops the customer's segments and loyalty tiers."""
+    """Erasure: drops the customer's segments, loyalty tiers and usage."""
     for statement in (
+        "DELETE FROM line_usage_months WHERE customer_id = :c",
         "DELETE FROM customer_segments WHERE customer_id = :c",
         "DELETE FROM loyalty_accounts WHERE customer_id = :c",
     ):

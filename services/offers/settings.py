@@ -34,6 +34,9 @@ class OffersSettings(FromEnvironment):
     """How often accepted plan changes are sent to the customer service (`OFFERS_PLAN_CHANGE_INTERVAL_SECONDS`)."""
     offer_expiry_interval_seconds: float = setting(60.0, reader=at_least(0.05))
     """How often presented offers past their validity are marked expired (`OFFERS_OFFER_EXPIRY_INTERVAL_SECONDS`)."""
+    loyalty_target: str = setting("", reader=optional_address)
+    """The loyalty service's `host:port`, whose feed keeps each customer's tier (`OFFERS_LOYALTY_TARGET`);
+    empty means tiers stay unknown and loyalty-linked offers are passed over."""
     follow_customer_feed: bool = setting(True)
-    """Whether the customer service's events keep the local read model of lines
-    (`OFFERS_FOLLOW_CUSTOMER_FEED`); read from `customer_target`."""
+    """Whether the customer and loyalty services' events keep the local read model of lines, usage,
+    segments and tiers (`OFFERS_FOLLOW_CUSTOMER_FEED`); read from `customer_target` and `loyalty_target`."""
