@@ -1,5 +1,5 @@
 """One contract for employees, customers and retail partners, proven against the real processes: the
-customer and loyalty services and the gateway, called with signed tokens over TLS and with partner
+customer, loyalty, complaints and offers services and the gateway, called with signed tokens over TLS and with partner
 certificates over mutual TLS.
 
 The matrix is generated from the policy file and from every method the gateway serves: each caller
@@ -18,6 +18,7 @@ import pytest
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
+from google.type import date_pb2, money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -28,6 +29,7 @@ from crm.complaints.v1 import complaint_pb2, complaint_service_pb2, complaint_se
 from crm.customer.v1 import customer_pb2, customer_service_pb2, customer_service_pb2_grpc
 from crm.gateway.v1 import audit_pb2, audit_pb2_grpc
 from crm.loyalty.v1 import loyalty_service_pb2, loyalty_service_pb2_grpc
+from crm.offers.v1 import catalog_pb2, offers_service_pb2, offers_service_pb2_grpc, plan_change_pb2
 from gateway.app import contract_messages, guarded_methods
 from gateway.policy import MethodRule, Policy, RetailerCheck, load_policy
 from gateway.routes import EXPOSED_SERVICES
@@ -36,6 +38,8 @@ from services.complaints.app import COMPLAINTS
 from services.complaints.settings import ComplaintsSettings
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
+from services.offers.app import OFFERS
+from services.offers.settings import OffersSettings
 from tests.gateway_support import customer_channel, employee_channel, gateway_environment, partner_channel, server_trust
 from tests.processes import ANY_PORT, ServiceProcess, start_process, wait_until_serving
 from tests.support import create_request, person, request_id, unique_mobile
@@ -101,10 +105,22 @@ async def system(
         complaints = start_process("complaints", "services.complaints", complaints_settings, logs)
         started.append(complaints)
         await wait_until_serving(complaints)
+        offers_settings = {
+            "OFFERS_DATABASE_URL": postgres.ensure_database(f"offers_access_{worker_id}"),
+            "OFFERS_GRPC_ADDRESS": ANY_PORT,
+            "OFFERS_CUSTOMER_TARGET": customer.address,
+            "OFFERS_LOYALTY_TARGET": loyalty.address,
+            "OFFERS_SHUTDOWN_DRAIN_SECONDS": "0",
+        }
+        OFFERS.migrate(OffersSettings.from_environment(Environment(offers_settings)))
+        offers = start_process("offers", "services.offers", offers_settings, logs)
+        started.append(offers)
+        await wait_until_serving(offers)
         backends = {
             "CUSTOMER_TARGET": customer.address,
             "LOYALTY_TARGET": loyalty.address,
             "COMPLAINTS_TARGET": complaints.address,
+            "OFFERS_TARGET": offers.address,
         }
         roomy = {"CUSTOMER_RATE_BURST": "1000", "EMPLOYEE_RATE_BURST": "2000", "RETAILER_RATE_BURST": "2000"}
         database = migrated_gateway_database_url("gateway_access")
@@ -159,33 +175,116 @@ async def filed_complaint(system: System, customer: str) -> str:
     return filed.name
 
 
+async def advised_line(system: System, customer: str) -> tuple[str, str, str]:
+    """A line of `customer` on a catalog plan, a plan change of it an agent recorded with the
+    customer's consent, and tariff advice given for it; their names."""
+    region = f"Access {uuid.uuid4().hex[:8]}"
+    async with employee_channel(system.gateway, system.credentials, ["marketing"]) as channel:
+        catalog = offers_service_pb2_grpc.OfferServiceStub(channel)
+        plans = []
+        for price in (90_000, 40_000):
+            plan = catalog_pb2.ProductOffering(
+                kind=catalog_pb2.OFFERING_KIND_TARIFF_PLAN,
+                display_name=f"Access {price}",
+                market="UZ",
+                price_model=catalog_pb2.PRICE_MODEL_MONTHLY,
+                price=money_pb2.Money(currency_code="UZS", units=price),
+                regions=[region],
+            )
+            created = await catalog.CreateProductOffering(
+                offers_service_pb2.CreateProductOfferingRequest(
+                    product_offering=plan,
+                    product_offering_id=f"access-{uuid.uuid4().hex[:10]}",
+                    request_id=request_id(),
+                ),
+                timeout=10,
+            )
+            plans.append(created.name)
+    async with employee_channel(system.gateway, system.credentials, ["agent"]) as channel:
+        wanted = customer_pb2.Subscription(
+            msisdn=unique_mobile("UZ"),
+            tariff_plan_id=plans[0],
+            activation_date=date_pb2.Date(year=2024, month=1, day=15),
+            purpose=customer_pb2.SUBSCRIPTION_PURPOSE_PERSONAL,
+            home_region=region,
+        )
+        line = await customer_service_pb2_grpc.CustomerServiceStub(channel).CreateSubscription(
+            customer_service_pb2.CreateSubscriptionRequest(
+                parent=customer, subscription=wanted, request_id=request_id()
+            ),
+            timeout=10,
+        )
+        offers = offers_service_pb2_grpc.OfferServiceStub(channel)
+        advice = await offers.RecommendTariff(
+            offers_service_pb2.RecommendTariffRequest(subscription=line.name), timeout=10
+        )
+        change = await offers.CreatePlanChange(
+            offers_service_pb2.CreatePlanChangeRequest(
+                plan_change=plan_change_pb2.PlanChange(
+                    subscription=line.name,
+                    to_plan=plans[1],
+                    acceptance=plan_change_pb2.Acceptance(
+                        acceptor_kind=plan_change_pb2.ACCEPTOR_KIND_AGENT_FOR_CUSTOMER,
+                        channel=common_pb2.CHANNEL_RETAIL_SHOP,
+                    ),
+                ),
+                request_id=request_id(),
+            ),
+            timeout=10,
+        )
+    return line.name, change.name, advice.name
+
+
 # --- the matrix ------------------------------------------------------------------------------------
 
 
-def resource_of(rule: MethodRule, field_name: str, owner: str, complaint: str) -> str:
+@dataclass(frozen=True)
+class Owned:
+    """Resources of one customer that the matrix's requests name: a complaint, a line, a plan change
+    of the line and a tariff recommendation for it (real ones for a customer's own matrix, names of
+    nothing for employees, whose access is by role)."""
+
+    complaint: str
+    subscription: str
+    plan_change: str
+    recommendation: str
+
+    @classmethod
+    def of_nobody(cls, owner: str) -> "Owned":
+        return cls(
+            complaint=f"complaints/{uuid.uuid4()}",
+            subscription=f"customers/{owner}/subscriptions/{uuid.uuid4()}",
+            plan_change=f"planChanges/{uuid.uuid4()}",
+            recommendation=f"tariffRecommendations/{uuid.uuid4()}",
+        )
+
+
+def resource_of(rule: MethodRule, field_name: str, owner: str, owned: Owned) -> str:
     """A resource of customer `owner` of the kind `rule`'s method takes in `field_name`."""
     if rule.method.startswith("/crm.loyalty.") and field_name != "customer":
         return f"accounts/{owner}"
-    if rule.method.startswith("/crm.complaints.") and field_name != "customer":
-        return complaint
+    if rule.method.startswith("/crm.complaints.") and not field_name.endswith("customer"):
+        return owned.complaint
+    if rule.method.startswith("/crm.offers."):
+        if field_name.endswith("subscription"):
+            return owned.subscription
+        if field_name == "name":
+            return owned.recommendation if "TariffRecommendation" in rule.method else owned.plan_change
     return f"customers/{owner}"
 
 
-def request_for(rule: MethodRule, owner: str, tenant: str, complaint: str) -> bytes:
-    """A request to `rule`'s method about a resource of `owner` (a customer id; `complaint` is one of
-    theirs), shaped to pass the partner checks of `tenant`, so that only the policy decides whether it
-    reaches the backend."""
+def request_for(rule: MethodRule, owner: str, tenant: str, owned: Owned) -> bytes:
+    """A request to `rule`'s method about a resource of `owner` (a customer id; `owned` are theirs),
+    shaped to pass the partner checks of `tenant`, so that only the policy decides whether it reaches
+    the backend."""
     method = guarded_methods()[rule.method]
     message: Message = message_factory.GetMessageClass(method.input_type)()
     if rule.resource_field:
-        collection = (
-            "accounts" if rule.method.startswith("/crm.loyalty.") and rule.resource_field != "customer" else "customers"
-        )
         *parents, leaf = rule.resource_field.split(".")
         target = message
         for part in parents:
             target = getattr(target, part)
-        setattr(target, leaf, f"{collection}/{owner}")
+        setattr(target, leaf, resource_of(rule, rule.resource_field, owner, owned))
     if rule.retailer_check is RetailerCheck.PHONE_LOOKUP:
         message.phone_number = "+998901234567"  # type: ignore[attr-defined]
     if rule.partner_field:
@@ -229,11 +328,11 @@ def test_the_matrix_covers_every_method_the_gateway_serves() -> None:
 
 
 async def run_matrix(
-    channel: grpc.aio.Channel, kind: str, owner: str, complaint: str, tenant: str = "", role: str = ""
+    channel: grpc.aio.Channel, kind: str, owner: str, owned: Owned, tenant: str = "", role: str = ""
 ) -> list[str]:
     wrong = []
     for rule in POLICY.methods.values():
-        seen = await outcome(channel, rule.method, request_for(rule, owner, tenant, complaint))
+        seen = await outcome(channel, rule.method, request_for(rule, owner, tenant, owned))
         expected = "reached" if allowed(rule, kind, role) else "denied:METHOD_NOT_ALLOWED"
         if seen != expected:
             wrong.append(f"{rule.method}: expected {expected}, got {seen}")
@@ -244,22 +343,24 @@ async def run_matrix(
 async def test_each_employee_role_reaches_exactly_the_methods_the_policy_gives_it(system: System, role: str) -> None:
     # A customer that does not exist: employees' object access is by role, the backend answers NOT_FOUND.
     async with employee_channel(system.gateway, system.credentials, [role], subject=f"matrix-{role}") as channel:
-        nobodys = f"complaints/{uuid.uuid4()}"
-        assert await run_matrix(channel, "employee", str(uuid.uuid4()), nobodys, role=role) == []
+        nobody = str(uuid.uuid4())
+        assert await run_matrix(channel, "employee", nobody, Owned.of_nobody(nobody), role=role) == []
 
 
 async def test_a_customer_reaches_exactly_the_customer_methods_for_their_own_resources(system: System) -> None:
     customer = await onboarded_customer(system, "")
     complaint = await filed_complaint(system, customer.name)
+    subscription, plan_change, recommendation = await advised_line(system, customer.name)
+    owned = Owned(complaint, subscription, plan_change, recommendation)
     async with customer_channel(system.gateway, system.credentials, customer.name) as channel:
-        assert await run_matrix(channel, "customer", customer.name.removeprefix("customers/"), complaint) == []
+        assert await run_matrix(channel, "customer", customer.name.removeprefix("customers/"), owned) == []
 
 
 async def test_a_partner_reaches_exactly_the_partner_methods_for_its_own_customers(system: System) -> None:
     onboarded = await onboarded_customer(system, TEXNOMART)
     owner = onboarded.name.removeprefix("customers/")
     async with partner_channel(system.gateway, system.credentials, "texnomart") as channel:
-        assert await run_matrix(channel, "retailer", owner, f"complaints/{uuid.uuid4()}", tenant=TEXNOMART) == []
+        assert await run_matrix(channel, "retailer", owner, Owned.of_nobody(owner), tenant=TEXNOMART) == []
 
 
 # --- object level ------------------------------------------------------------------------------------
