@@ -24,7 +24,12 @@ from chassis.clock import Clock
 from chassis.errors import Unavailable
 from crm.complaints.v1 import complaint_service_pb2, complaint_service_pb2_grpc
 from crm.customer.v1 import customer_service_pb2, customer_service_pb2_grpc
-from crm.offers.v1 import offers_service_pb2, offers_service_pb2_grpc
+from crm.offers.v1 import (
+    next_best_action_service_pb2,
+    next_best_action_service_pb2_grpc,
+    offers_service_pb2,
+    offers_service_pb2_grpc,
+)
 
 _GATEWAY = Caller(subject="gateway", kind="service")
 _AS_GATEWAY = _GATEWAY.to_metadata()
@@ -77,12 +82,14 @@ class PartnerCustomers:
 
 class ResourceOwners:
     """The customer a resource is about when its name does not say (`complaints/{id}`,
-    `planChanges/{id}`, `tariffRecommendations/{id}`): asked of the service that owns it, once per
-    resource. A resource never changes customer, so each answer is kept while memory allows."""
+    `planChanges/{id}`, `tariffRecommendations/{id}`, `offerPresentations/{id}`): asked of the service
+    that owns it, once per resource. A resource never changes customer, so each answer is kept while
+    memory allows."""
 
     def __init__(self, *, complaints: grpc.aio.Channel, offers: grpc.aio.Channel) -> None:
         complaint_service = complaint_service_pb2_grpc.ComplaintServiceStub(complaints)
         offer_service = offers_service_pb2_grpc.OfferServiceStub(offers)
+        action_service = next_best_action_service_pb2_grpc.NextBestActionServiceStub(offers)
 
         async def complaint_customer(name: str) -> str:
             request = complaint_service_pb2.GetComplaintRequest(name=name)
@@ -99,10 +106,16 @@ class ResourceOwners:
             answer = await offer_service.GetTariffRecommendation(request, metadata=_AS_GATEWAY, timeout=_LOOKUP_SECONDS)
             return str(answer.subscription)
 
+        async def presentation_customer(name: str) -> str:
+            request = next_best_action_service_pb2.GetOfferPresentationRequest(name=name)
+            answer = await action_service.GetOfferPresentation(request, metadata=_AS_GATEWAY, timeout=_LOOKUP_SECONDS)
+            return str(answer.customer)
+
         self._lookups: dict[str, Callable[[str], Awaitable[str]]] = {
             "complaints": complaint_customer,
             "planChanges": plan_change_line,
             "tariffRecommendations": recommendation_line,
+            "offerPresentations": presentation_customer,
         }
         self._customer_of: LRUCache[str, str | None] = LRUCache(_KEPT)
 

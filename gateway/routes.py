@@ -10,7 +10,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from crm.complaints.v1 import complaint_service_pb2
 from crm.customer.v1 import billing_pb2, customer_service_pb2, segments_pb2, usage_pb2
 from crm.loyalty.v1 import loyalty_service_pb2
-from crm.offers.v1 import offers_service_pb2
+from crm.offers.v1 import next_best_action_service_pb2, offers_service_pb2
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,11 @@ EXPOSED_SERVICES = (
     ),
     ExposedService(
         descriptor=offers_service_pb2.DESCRIPTOR.services_by_name["OfferService"],
+        target_variable=OFFERS_TARGET[0],
+        default_target=OFFERS_TARGET[1],
+    ),
+    ExposedService(
+        descriptor=next_best_action_service_pb2.DESCRIPTOR.services_by_name["NextBestActionService"],
         target_variable=OFFERS_TARGET[0],
         default_target=OFFERS_TARGET[1],
     ),
