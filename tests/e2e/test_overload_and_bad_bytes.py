@@ -95,9 +95,15 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SEED = 20261201
 
 
-BACKENDS = {LOYALTY_SERVICE: "loyalty", COMPLAINTS_SERVICE: "complaints", OFFERS_SERVICE: "offers"}
+NEXT_BEST_ACTION_SERVICE = "crm.offers.v1.NextBestActionService"
+BACKENDS = {
+    LOYALTY_SERVICE: "loyalty",
+    COMPLAINTS_SERVICE: "complaints",
+    OFFERS_SERVICE: "offers",
+    NEXT_BEST_ACTION_SERVICE: "offers",
+}
 """The process serving each exposed service that is not the customer service's (which also serves
-usage, billing and segments)."""
+usage, billing and segments); the offers process also serves next-best actions."""
 
 
 @dataclass
