@@ -1,9 +1,10 @@
 """Every benchmark one after the other, or those named, then the targets read against this run's figures.
 
-`python -m tools.bench [--quick] [usage|loyalty|startup|baselines ...]`: without names, usage, loyalty
-and startup (the loyalty benchmark measures the baselines it is read against itself). The table of
-targets is also written to `.data/bench/targets.json`. `--quick` is a smoke run: small counts, short
-phases.
+`python -m tools.bench [--quick] [usage|loyalty|complaints|offers|startup|baselines ...]`: without names,
+usage, loyalty, complaints, offers and startup (the loyalty, complaints and offers benchmarks each
+measure the baselines they are read against themselves). The table of targets is also written to
+`.data/bench/targets.json`, the figures without a fixed target to `.data/bench/figures.json`.
+`--quick` is a smoke run: small counts, short phases.
 """
 
 import argparse
@@ -12,12 +13,13 @@ import sys
 import time
 from dataclasses import asdict
 
-from tools.bench import baselines, loyalty_ledger, stack_startup, targets, usage_ingestion
+from tools.bench import baselines, complaints, loyalty_ledger, offers, stack_startup, targets, usage_ingestion
 
-BENCHMARKS = ("usage", "loyalty", "startup", "baselines")
-EVERY_RUN = ("usage", "loyalty", "startup")
+BENCHMARKS = ("usage", "loyalty", "complaints", "offers", "startup", "baselines")
+EVERY_RUN = ("usage", "loyalty", "complaints", "offers", "startup")
 """What a run without names runs."""
 RESULTS = loyalty_ledger.REPOSITORY / ".data" / "bench" / "targets.json"
+FIGURES = RESULTS.with_name("figures.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = targets.Measured(
         usage=usage_ingestion.bench(options) if "usage" in chosen else None,
         loyalty=loyalty_ledger.bench(options) if "loyalty" in chosen else None,
+        complaints=complaints.bench(options) if "complaints" in chosen else None,
+        offers=offers.bench(options) if "offers" in chosen else None,
         startup=stack_startup.bench(options) if "startup" in chosen else None,
     )
     if "baselines" in chosen:
@@ -44,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # the baselines alone are read against no target
     evaluated = targets.evaluate(measured)
     print(targets.table(evaluated))
+    shown = targets.figures(measured)
+    print(targets.figures_table(shown))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps([asdict(target) for target in evaluated], indent=2))
-    print(f"written to {RESULTS.relative_to(loyalty_ledger.REPOSITORY)}")
+    FIGURES.write_text(json.dumps([asdict(figure) for figure in shown], indent=2))
+    print(f"written to {RESULTS.relative_to(loyalty_ledger.REPOSITORY)} and {FIGURES.name}")
     return 0
 
 

@@ -40,6 +40,9 @@ ECHO = "echo"
 """The path of phases against the bare echo server."""
 ECHO_VIA_HOP = "echo via hop"
 """The path of phases against the echo through the bare forwarding hop."""
+ECHO_OF_PATH = {"direct": ECHO, "gateway": ECHO_VIA_HOP}
+"""The echo a service phase is held against by its path: a service at best answers like the bare echo,
+a gateway like the bare hop."""
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Any account name: the echo does not look at it, it only has to be as long as a real one.
@@ -80,6 +83,12 @@ class Baselines:
     def at(self, path: str, concurrency: int) -> EchoPhase | None:
         """The phase of `path` at `concurrency`; None if it was not measured."""
         return next((p for p in self.phases if p.path == path and p.concurrency == concurrency), None)
+
+    def reference(self, service_path: str, concurrency: int) -> EchoPhase | None:
+        """The echo phase a service phase of `service_path` (direct or gateway) at `concurrency` is
+        held against; None for any other path."""
+        echo_path = ECHO_OF_PATH.get(service_path)
+        return self.at(echo_path, concurrency) if echo_path else None
 
     def as_json(self) -> dict[str, object]:
         """The phases with their throughput."""

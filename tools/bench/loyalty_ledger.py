@@ -38,11 +38,9 @@ import grpc
 from chassis.settings import Environment
 from crm.loyalty.v1 import loyalty_pb2, loyalty_service_pb2
 from crm.loyalty.v1.loyalty_service_pb2_grpc import LoyaltyServiceStub
-from gateway.audit_store import migrate_gateway_database
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
-from tests.gateway_support import employee_channel, gateway_environment
-from tests.processes import ANY_PORT, ServiceProcess, refused_address, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, start_process, wait_until_serving
 from tests.support import LOYALTY_SERVICE as SERVICE_NAME
 from tools.bench.baselines import ECHO, ECHO_VIA_HOP, Baselines, EchoPhase, measure_baselines
 from tools.bench.baselines import report as baselines_report
@@ -57,8 +55,8 @@ from tools.bench.calls import (
 )
 from tools.bench.idle_memory import IdleMemory, idle_memory
 from tools.bench.idle_memory import report as idle_memory_report
+from tools.bench.measured_gateway import start_gateway
 from tools.bench.sizes import chosen_sizes
-from tools.credentials import ensure_local_credentials
 from tools.postgres import POSTGRES_BIN_PATH, open_cluster
 
 if TYPE_CHECKING:
@@ -72,12 +70,9 @@ SEED_POINTS = 10_000_000
 POSTING_POINTS = 10
 LOCK_SAMPLE_SECONDS = 0.05
 PGBENCH_DATABASE = "bench_pgbench"
-GATEWAY_DATABASE = "bench_gateway"
 CALLER = "loyalty-bench"
 """The back-office employee the gateway phases call as: the policy lets back office post points."""
 CALLER_ROLES = ("back-office",)
-UNTHROTTLED = {"EMPLOYEE_RATE_PER_SECOND": "1000000", "EMPLOYEE_RATE_BURST": "1000000"}
-"""The gateway's rate limit per employee, raised beyond any phase: what is measured is the path, not a quota."""
 
 _LOCK_WAITS = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
 _PGBENCH_SCHEMA = """
@@ -299,10 +294,6 @@ def _pgbench_seconds(output: str) -> float | None:
     return processed / tps if processed and tps else None
 
 
-# The echo each path is held against: a service at best answers like the bare echo, a gateway like the bare hop.
-ECHO_OF_PATH = {"direct": ECHO, "gateway": ECHO_VIA_HOP}
-
-
 @dataclass(frozen=True)
 class PhaseRatios:
     """A phase's throughput as a share of its references in the same run; None where there is none."""
@@ -332,8 +323,7 @@ class LoyaltyRun:
 
     def echo_of(self, phase: Phase) -> EchoPhase | None:
         """The echo phase `phase` is held against; None for pgbench."""
-        path = ECHO_OF_PATH.get(phase.path)
-        return self.baselines.at(path, phase.concurrency) if path else None
+        return self.baselines.reference(phase.path, phase.concurrency)
 
     def ratios(self, phase: Phase) -> PhaseRatios:
         """The phase's throughput as a share of pgbench's, the echo's and (gateway) the direct phase's."""
@@ -442,30 +432,13 @@ async def run(sizes: LoyaltySizes) -> LoyaltyRun:
         )
         processes.append(loyalty)
         await wait_until_serving(loyalty, SERVICE_NAME)
-        credentials = ensure_local_credentials(workspace / "credentials")
-        gateway_url = cluster.ensure_database(GATEWAY_DATABASE)
-        await asyncio.to_thread(migrate_gateway_database, gateway_url)
-        with refused_address() as no_customer_service:
-            gateway = start_process(
-                "gateway-bench",
-                "gateway",
-                {
-                    **quiet,
-                    **gateway_environment(
-                        credentials,
-                        gateway_url,
-                        LOYALTY_TARGET=loyalty.address,
-                        # No customer service runs here; the gateway still needs somewhere to point.
-                        CUSTOMER_TARGET=no_customer_service,
-                        **UNTHROTTLED,
-                    ),
-                },
-                workspace,
-            )
-            processes.append(gateway)
-            await wait_until_serving(gateway, SERVICE_NAME)
+        # No customer service runs here: the gateway points it at a refused address.
+        gateway = await start_gateway(
+            cluster, workspace, {"LOYALTY_TARGET": loyalty.address}, serving=[SERVICE_NAME], environment=quiet
+        )
+        processes.append(gateway.process)
         loyalty_address = loyalty.address
-        started = {"loyalty service": loyalty.process.pid, "gateway": gateway.process.pid}
+        started = {"loyalty service": loyalty.process.pid, "gateway": gateway.process.process.pid}
         memory = await idle_memory("loyalty benchmark", started)
         admin = await asyncpg.connect(_asyncpg_url(cluster.admin_url), timeout=CALL_TIMEOUT_SECONDS)
         async with grpc.aio.insecure_channel(loyalty_address) as channel:
@@ -475,7 +448,7 @@ async def run(sizes: LoyaltySizes) -> LoyaltyRun:
         baselines = await measure_baselines(workspace, concurrencies, limits)
         direct = grpc.aio.insecure_channel(loyalty_address)
         phases = await measure_service("direct", direct, names, concurrencies, limits, admin, database)
-        through_gateway = employee_channel(gateway, credentials, CALLER_ROLES, subject=CALLER)
+        through_gateway = gateway.employee_channel(CALLER_ROLES, subject=CALLER)
         phases += await measure_service("gateway", through_gateway, names, concurrencies, limits, admin, database)
         print("pgbench, same server, same shapes", flush=True)
         pgbench_url = cluster.ensure_database(PGBENCH_DATABASE)

@@ -1,15 +1,19 @@
-"""The targets a run is read against, each a ratio or a bound measured in that same run, and their table.
+"""The targets a run is read against, each a ratio or a bound measured in that same run, and their table;
+then the figures read without a fixed target (complaints, offers), shown as measured.
 
 Nothing is asserted: each target is shown with its figure and marked met or not met (or not measured,
-when the benchmark that measures it did not run).
+when the benchmark that measures it did not run); a figure without a target is only shown.
 """
 
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tools.bench.call_phases import DIRECT, GATEWAY, CallPhases
+from tools.bench.complaints import ComplaintsRun
 from tools.bench.idle_memory import IdleMemory
 from tools.bench.loyalty_ledger import LoyaltyRun, Phase, PhaseRatios
+from tools.bench.offers import OffersRun
 from tools.bench.stack_startup import StackStart
 from tools.bench.usage_ingestion import Figures
 from tools.run import CHILDREN
@@ -29,6 +33,8 @@ class Measured:
     loyalty: LoyaltyRun | None = None
     usage: Figures | None = None
     startup: list[StackStart] | None = None
+    complaints: ComplaintsRun | None = None
+    offers: OffersRun | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,10 @@ def _memory_targets(measured: Measured) -> Iterator[Target]:
         readings += measured.loyalty.idle_memory
     if measured.usage:
         readings += measured.usage.idle_memory
+    if measured.complaints:
+        readings += measured.complaints.idle_memory
+    if measured.offers:
+        readings += measured.offers.idle_memory
     for start in measured.startup or []:
         readings += start.idle_memory
     for spec in CHILDREN:
@@ -151,3 +161,76 @@ def _at_most(what: str, figure: float | None, bound: float, shown: str) -> Targe
 
 def _target(what: str, figure: float | None, bound: str, shown: str, met: bool | None) -> Target:
     return Target(what, "not measured" if figure is None else shown.format(figure), bound, met)
+
+
+# --- figures without a fixed target --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the run that no target bounds (the benchmark issue gives none for it): shown, never judged."""
+
+    what: str
+    figure: str
+    """The measured figure, or "not measured"."""
+
+
+COMPLAINT_METHODS = ("CreateComplaint", "StartComplaint")
+OFFER_METHODS = ("RecommendTariff", "GetNextBestActions")
+
+
+def figures(measured: Measured) -> list[Figure]:
+    """The figures of the complaints and offers benchmarks, at HEADLINE_CONCURRENCY calls in flight."""
+    complaints, offers = measured.complaints, measured.offers
+    return [
+        *_call_figures(complaints.calls if complaints else None, COMPLAINT_METHODS),
+        *_breach_scan_figures(complaints),
+        *_call_figures(offers.calls if offers else None, OFFER_METHODS),
+    ]
+
+
+def figures_table(shown: list[Figure]) -> str:
+    """The figures as a table, one a line."""
+    width = max(len(f.what) for f in shown)
+    lines = ["figures without a fixed target, each from this same run on this machine", f"  {'figure':{width}}  value"]
+    lines += [f"  {f.what:{width}}  {f.figure}" for f in shown]
+    return "\n".join(lines)
+
+
+def _call_figures(calls: CallPhases | None, methods: tuple[str, ...]) -> Iterator[Figure]:
+    at = f"{HEADLINE_CONCURRENCY} in flight"
+    for method in methods:
+        for path, echo in ((DIRECT, "echo"), (GATEWAY, "echo+hop")):
+            phase = calls.phase(path, method, HEADLINE_CONCURRENCY) if calls else None
+            if calls is None or phase is None:
+                yield Figure(f"{method} {path}, {at}", "not measured")
+                continue
+            ratios = calls.ratios(phase)
+            shares = [f"{ratios.of_echo:.2f} of {echo}" if ratios.of_echo is not None else f"no {echo}"]
+            if ratios.of_direct is not None:
+                shares.append(f"{ratios.of_direct:.2f} of direct")
+            errors = sum(phase.errors.values())
+            failed = f", {errors} errors" if errors else ""
+            yield Figure(
+                f"{method} {path}, {at}",
+                f"{phase.per_second:,.0f}/s, {', '.join(shares)}, p50 {phase.p50_ms:.1f} ms, "
+                f"p99 {phase.p99_ms:.1f} ms{failed}",
+            )
+
+
+def _breach_scan_figures(run: ComplaintsRun | None) -> Iterator[Figure]:
+    if run is None:
+        yield Figure("breach scan plan at the open tickets", "not measured")
+        yield Figure("one scheduled run over the open tickets", "not measured")
+        return
+    scan = run.breach_scan
+    plan = scan.breach_plan
+    read = f"index {', '.join(plan.indexes)}" if plan.indexes else "no index"
+    sequential = ", sequential scan of complaints" if plan.sequential else ", no sequential scan"
+    at = f"{scan.open_tickets:,} open tickets"
+    yield Figure(f"breach scan plan at {at}", f"{read}{sequential}")
+    first, second = scan.first_run, scan.second_run
+    yield Figure(
+        f"one scheduled run over {at}, {scan.due_tickets:,} due", f"{first.seconds:.2f} s, {first.breaches:,} breaches"
+    )
+    yield Figure(f"one scheduled run over {at}, none due", f"{second.seconds:.3f} s")
