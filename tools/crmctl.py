@@ -7,8 +7,11 @@ Commands:
   call SERVICE/METHOD [JSON]   sends one request, written as proto3 JSON (field names in camelCase
                                or snake_case, enums by name; "-" reads it from stdin; default {}),
                                and prints the response as JSON
-  get RESOURCE_NAME            the customer, line or consent state with that name, e.g.
-                               customers/123, customers/123/subscriptions/456, customers/123/consentState
+  get RESOURCE_NAME            the resource with that name: a customer, line or consent state
+                               (customers/123, customers/123/subscriptions/456, customers/123/consentState),
+                               a complaint or department (complaints/123, departments/billing-disputes),
+                               a plan or bundle (plans/uz-start-5gb), tariff advice or a plan change
+                               (tariffRecommendations/123, planChanges/123)
   search TEXT [--phone-region XX]
                                customers whose phone number (when TEXT looks like one) or name matches
   token (--role ROLE ... | --customer customers/ID) [--subject NAME] [--lifetime SECONDS]
@@ -34,6 +37,10 @@ Examples:
       '{"name": "accounts/123/balance"}'
   python -m tools.crmctl --cert .data/credentials/partner-texnomart.pem \
       --key .data/credentials/partner-texnomart.key search 0501234567 --phone-region UA
+  python -m tools.crmctl --role agent get plans/uz-start-5gb
+  python -m tools.crmctl --role agent call crm.offers.v1.OfferService/RecommendTariff \
+      '{"subscription": "customers/123/subscriptions/456"}'
+  python -m tools.crmctl --customer customers/123 get complaints/789
   python -m tools.crmctl token --role supervisor --subject alice
 
 Calls go over TLS, the gateway's certificate verified with --ca (default: the local CA that `make
@@ -89,9 +96,14 @@ DEFAULT_USER = "cli"
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 CUSTOMER_SERVICE = "crm.customer.v1.CustomerService"
 _GET_METHODS = (
-    (re.compile(r"^customers/[^/]+$"), "GetCustomer"),
-    (re.compile(r"^customers/[^/]+/subscriptions/[^/]+$"), "GetSubscription"),
-    (re.compile(r"^customers/[^/]+/consentState$"), "GetConsentState"),
+    (re.compile(r"^customers/[^/]+$"), f"{CUSTOMER_SERVICE}/GetCustomer"),
+    (re.compile(r"^customers/[^/]+/subscriptions/[^/]+$"), f"{CUSTOMER_SERVICE}/GetSubscription"),
+    (re.compile(r"^customers/[^/]+/consentState$"), f"{CUSTOMER_SERVICE}/GetConsentState"),
+    (re.compile(r"^complaints/[^/]+$"), "crm.complaints.v1.ComplaintService/GetComplaint"),
+    (re.compile(r"^departments/[^/]+$"), "crm.complaints.v1.ComplaintService/GetDepartment"),
+    (re.compile(r"^(plans|bundles)/[^/]+$"), "crm.offers.v1.OfferService/GetProductOffering"),
+    (re.compile(r"^tariffRecommendations/[^/]+$"), "crm.offers.v1.OfferService/GetTariffRecommendation"),
+    (re.compile(r"^planChanges/[^/]+$"), "crm.offers.v1.OfferService/GetPlanChange"),
 )
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{6,}$")
 
@@ -269,8 +281,12 @@ def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     call = commands.add_parser("call", help="send one request as JSON, print the response as JSON")
     call.add_argument("method", help="Service/Method, e.g. crm.customer.v1.CustomerService/GetCustomer")
     call.add_argument("request", nargs="?", default="{}", help='request as JSON (default {}); "-" reads stdin')
-    get = commands.add_parser("get", help="a customer, line or consent state by resource name")
-    get.add_argument("name", help="e.g. customers/123 or customers/123/subscriptions/456")
+    get = commands.add_parser("get", help="a customer, line, complaint, plan ... by resource name")
+    get.add_argument(
+        "name",
+        help="customers/ID, customers/ID/subscriptions/ID, customers/ID/consentState, complaints/ID, "
+        "departments/ID, plans/ID, bundles/ID, tariffRecommendations/ID or planChanges/ID",
+    )
     search = commands.add_parser("search", help="customers by phone number or name")
     search.add_argument("text", help='a phone number ("+998 90 123-45-67") or part of a name ("nguyen")')
     search.add_argument("--phone-region", default="", help="country of a number written without country code")
@@ -340,7 +356,8 @@ def _add_common_options(parser: argparse.ArgumentParser, *, with_defaults: bool)
         metavar="NAME",
         dest="user",
         default=default(DEFAULT_USER),
-        help=f"the employee: a token's subject, or the development identity {USER_METADATA_KEY} (default %(default)s)",
+        help=f"the employee: a token's subject, or the development identity {USER_METADATA_KEY}"
+        f" (default {DEFAULT_USER})",
     )
     caller.add_argument(
         "--customer",
@@ -405,8 +422,8 @@ def _method_and_request(arguments: argparse.Namespace) -> tuple[str, str]:
     if arguments.command == "get":
         method = next((method for pattern, method in _GET_METHODS if pattern.match(arguments.name)), None)
         if method is None:
-            raise UsageError(f"not a customer, line or consent state name: {arguments.name!r}")
-        return f"{CUSTOMER_SERVICE}/{method}", json.dumps({"name": arguments.name})
+            raise UsageError(f"crmctl cannot get {arguments.name!r}; see `crmctl get --help` for the names it knows")
+        return method, json.dumps({"name": arguments.name})
     if _PHONE_LIKE.match(arguments.text):
         criteria = {"phoneNumber": arguments.text, "phoneRegionCode": arguments.phone_region.upper()}
     else:

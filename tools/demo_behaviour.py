@@ -3,7 +3,9 @@
 For every demo customer with lines: usage records for the last three complete months and this one,
 and monthly invoices with payments for the last six months. Each customer follows a usage pattern
 (data-heavy, voice-heavy, mostly on-net, roamer, low user, falling usage) and a paying habit (on time,
-late, in debt, big spender), so that every segment has members. Deterministic per customer, and every
+late, in debt, big spender), so that every segment has members. Each line is used where its holder
+lives, on what the network has there (tools.demo_network) and the handset takes: some holders live in
+a village with 2G only, some handsets stop at 3G, some take 5G. Deterministic per customer, and every
 record and request carries a stable id, so loading twice adds nothing.
 
 These are internal APIs: the loader talks to the customer service directly, as network mediation and
@@ -31,6 +33,8 @@ from crm.customer.v1 import (
     usage_pb2,
     usage_pb2_grpc,
 )
+from tools.demo_network import G2, G3, G4, G5, NetworkArea, Technology, region_area, villages_in
+from tools.local_gateway import RETRYING
 
 CALL_TIMEOUT_SECONDS = 30.0
 CALL_METADATA = (("x-crm-caller-subject", "demo-billing-and-mediation"), ("x-crm-caller-kind", "service"))
@@ -39,7 +43,16 @@ CONCURRENT_CUSTOMERS = 8
 CURRENCY_BY_COUNTRY = {"UZ": ("UZS", 85_000), "UA": ("UAH", 250), "VN": ("VND", 180_000), "RU": ("RUB", 600)}
 PATTERNS = ("data-heavy", "voice-heavy", "on-net", "roamer", "low-user", "falling", "steady", "steady")
 HABITS = ("on-time", "on-time", "on-time", "late", "debtor", "big-spender")
-TECHNOLOGIES = (usage_pb2.RADIO_TECHNOLOGY_4G, usage_pb2.RADIO_TECHNOLOGY_4G, usage_pb2.RADIO_TECHNOLOGY_3G)
+# The newest technology a line's handset takes, and the share of lines with such a handset.
+HANDSETS = ((G3, 15), (G4, 60), (G5, 25))
+VILLAGE_SHARE = 0.4
+"""Share of lines of a region with villages whose holder lives in one of them."""
+DAYS_AT_HOME_IN_VILLAGE = 0.8
+"""Share of a village holder's days of use spent in the village; the others in the region's towns."""
+NEWEST_TECHNOLOGY_SHARE = 0.85
+"""Share of days a line is on the newest technology both the area and its handset have; else one older."""
+ABROAD = NetworkArea("Abroad", "", (G2, G3, G4))
+UNKNOWN = NetworkArea("Unknown", "", (G2, G3, G4))
 
 
 @dataclass(frozen=True)
@@ -62,26 +75,30 @@ class _Line:
 async def load_behaviour_data(target: str, *, today: date | None = None) -> BehaviourSummary:
     """Feeds usage and billing for every customer the customer service at `target` holds."""
     today = today or datetime.now(UTC).date()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with grpc.aio.insecure_channel(target, options=list(RETRYING)) as channel:
         customers = customer_service_pb2_grpc.CustomerServiceStub(channel)
         billing = billing_pb2_grpc.BillingServiceStub(channel)
         usage = usage_pb2_grpc.UsageServiceStub(channel)
-        everyone = [entry async for entry in _customers_with_lines(customers)]
+        everyone = await _customers_with_lines(customers)
         gate = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
         records: list[usage_pb2.UsageRecord] = []
-
-        async def feed(customer: customer_pb2.Customer, lines: list[_Line]) -> tuple[int, int]:
+        bills = []
+        for customer, lines in everyone:
             rng = random.Random(hashlib.sha256(customer.name.encode()).digest())
             pattern, habit = rng.choice(PATTERNS), rng.choice(HABITS)
             if pattern == "falling" and rng.random() < 0.5:
                 habit = "debtor"  # customers drifting away often stop paying too: the churn-risk class
             for line in lines:
                 records.extend(_usage_records(line, pattern, rng, today))
-            async with gate:
-                return await _bill(billing, customer.name, _country(customer), habit, rng, today)
-
-        billed = await asyncio.gather(*(feed(customer, lines) for customer, lines in everyone))
-        counted = await _ingest(usage, records)
+            bills.append(_bill(billing, customer.name, _country(customer), habit, rng, today, gate))
+        try:
+            async with asyncio.TaskGroup() as feeds:
+                # Usage streams in while the bills are recorded.
+                ingestion = feeds.create_task(_ingest(usage, records))
+                billing_runs = [feeds.create_task(bill) for bill in bills]
+        except* grpc.aio.AioRpcError as failures:
+            raise failures.exceptions[0] from None
+        counted, billed = ingestion.result(), [run.result() for run in billing_runs]
         invoices, payments, loaded_customers = sum(b[0] for b in billed), sum(b[1] for b in billed), len(everyone)
     return BehaviourSummary(loaded_customers, counted, invoices, payments)
 
@@ -89,7 +106,24 @@ async def load_behaviour_data(target: str, *, today: date | None = None) -> Beha
 async def _customers_with_lines(
     # Quoted: mypy-protobuf's async stub types exist for type checkers only.
     stub: "customer_service_pb2_grpc.CustomerServiceAsyncStub",
-) -> AsyncIterator[tuple[customer_pb2.Customer, list[_Line]]]:
+) -> list[tuple[customer_pb2.Customer, list[_Line]]]:
+    """Every customer with a line that is not terminated, and those lines; several read at once."""
+    gate = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
+
+    async def live_lines(customer: customer_pb2.Customer) -> list[_Line]:
+        async with gate:
+            lines = await stub.ListSubscriptions(
+                customer_service_pb2.ListSubscriptionsRequest(parent=customer.name, page_size=50),
+                timeout=CALL_TIMEOUT_SECONDS,
+                metadata=CALL_METADATA,
+            )
+        return [
+            _Line(s.name, s.msisdn, s.home_region)
+            for s in lines.subscriptions
+            if s.status != customer_pb2.SUBSCRIPTION_STATUS_TERMINATED
+        ]
+
+    found: list[tuple[customer_pb2.Customer, list[_Line]]] = []
     token = ""
     while True:
         page = await stub.ListCustomers(
@@ -97,27 +131,21 @@ async def _customers_with_lines(
             timeout=CALL_TIMEOUT_SECONDS,
             metadata=CALL_METADATA,
         )
-        for customer in page.customers:
-            lines = await stub.ListSubscriptions(
-                customer_service_pb2.ListSubscriptionsRequest(parent=customer.name, page_size=50),
-                timeout=CALL_TIMEOUT_SECONDS,
-                metadata=CALL_METADATA,
-            )
-            live = [
-                _Line(s.name, s.msisdn, s.home_region)
-                for s in lines.subscriptions
-                if s.status != customer_pb2.SUBSCRIPTION_STATUS_TERMINATED
-            ]
-            if live:
-                yield customer, live
+        lines_of_page = await asyncio.gather(*(live_lines(customer) for customer in page.customers))
+        found += [(customer, lines) for customer, lines in zip(page.customers, lines_of_page, strict=True) if lines]
         token = page.next_page_token
         if not token:
-            return
+            return found
 
 
 def _usage_records(line: _Line, pattern: str, rng: random.Random, today: date) -> list[usage_pb2.UsageRecord]:
-    """About ten days of use a month for the last three complete months and this one."""
+    """About ten days of use a month for the last three complete months and this one, in the areas the
+    line's holder lives and travels in, on the technologies there that the handset takes."""
     records = []
+    handset = rng.choices([technology for technology, _ in HANDSETS], weights=[share for _, share in HANDSETS])[0]
+    region = region_area(line.home_region) or UNKNOWN
+    villages = villages_in(line.home_region)
+    village = rng.choice(villages) if villages and rng.random() < VILLAGE_SHARE else None
     month = today.replace(day=1)
     months = [month]
     for _ in range(3):
@@ -129,6 +157,12 @@ def _usage_records(line: _Line, pattern: str, rng: random.Random, today: date) -
         for day in sorted(rng.sample(range(1, max(last_day, 1) + 1), k=min(10, max(last_day, 1)))):
             data, on_net, off_net, intl, sms = _daily_amounts(pattern, rng)
             roaming = pattern == "roamer" and day % 3 == 0
+            if roaming:
+                area = ABROAD
+            elif village is not None and rng.random() < DAYS_AT_HOME_IN_VILLAGE:
+                area = village
+            else:
+                area = region
             records.append(
                 usage_pb2.UsageRecord(
                     record_id=f"demo:{line.name}:{start.isoformat()}:{day}",
@@ -140,11 +174,19 @@ def _usage_records(line: _Line, pattern: str, rng: random.Random, today: date) -
                     sms_count=sms,
                     data_mb=round(data * scale, 1),
                     roaming=roaming,
-                    area="Abroad" if roaming else (line.home_region or "Unknown"),
-                    radio_technology=rng.choice(TECHNOLOGIES),
+                    area=area.name,
+                    radio_technology=_technology_used(area, handset, rng),
                 )
             )
     return records
+
+
+def _technology_used(area: NetworkArea, handset: Technology, rng: random.Random) -> Technology:
+    """The technology of a day's use: mostly the newest both the area and the handset have."""
+    usable = [technology for technology in area.technologies if technology <= handset] or [area.technologies[0]]
+    if len(usable) > 1 and rng.random() >= NEWEST_TECHNOLOGY_SHARE:
+        return usable[-2]
+    return usable[-1]
 
 
 def _daily_amounts(pattern: str, rng: random.Random) -> tuple[float, float, float, float, int]:
@@ -167,8 +209,22 @@ async def _bill(
     habit: str,
     rng: random.Random,
     today: date,
+    gate: asyncio.Semaphore,
 ) -> tuple[int, int]:
-    """Six monthly invoices, paid as the habit says; returns (invoices, payments)."""
+    """Six monthly invoices, paid as the habit says, once `gate` lets the customer's billing in;
+    returns (invoices, payments)."""
+    async with gate:
+        return await _bill_months(stub, customer, country, habit, rng, today)
+
+
+async def _bill_months(
+    stub: "billing_pb2_grpc.BillingServiceAsyncStub",
+    customer: str,
+    country: str,
+    habit: str,
+    rng: random.Random,
+    today: date,
+) -> tuple[int, int]:
     currency, base = CURRENCY_BY_COUNTRY.get(country, CURRENCY_BY_COUNTRY["UZ"])
     spend = base * (rng.uniform(8, 15) if habit == "big-spender" else rng.uniform(0.6, 1.6))
     invoices = payments = 0

@@ -10,15 +10,17 @@ with diacritics) or an organization, with a local mobile number, a postal addres
 depends only on the seed, and every mutating call carries a request_id derived from it, so loading
 the same seed twice changes nothing.
 
-The back office loads them as the batch identity `demo-loader` (an employee token with the role
-back-office). Customers the demo retail chain (texnomart) signed up are onboarded by that chain
-itself, with its client certificate at the partner address: the customer and their lines; the back
-office records the rest of their story.
+The back office loads them as its batch identities `demo-loader`, `demo-loader-2` and
+`demo-loader-3` (employee tokens with the role back-office), each a third of the customers: the
+gateway limits each employee's rate, and each identity's calls are paced just below it. Customers
+the demo retail chain (texnomart) signed up are onboarded by that chain itself, with its client
+certificate at the partner address: the customer and their lines; the back office records the rest
+of their story.
 """
 
 import argparse
 import asyncio
-import json
+import contextlib
 import random
 import re
 import sys
@@ -53,23 +55,20 @@ from tools.local_gateway import (
 LOADER = "demo-loader"
 """The back office's batch identity that loads the demo (the subject of its employee token)."""
 LOADER_ROLES = ("back-office",)
+LOADERS = 3
+"""Batch identities the customers are spread over, `demo-loader` the first: each has its own rate at the
+gateway, so that three load in a third of the time a single one takes."""
 DEMO_PARTNER = partner_name(DEMO_RETAILER)
 """The demo retail chain as customers' `retailer_id` names it."""
-CALL_TIMEOUT_SECONDS = 10.0
-CONCURRENT_CUSTOMERS = 8
+CALL_TIMEOUT_SECONDS = 30.0
+"""Each call's deadline: room for a busy machine, where a statement that ran out of time is sent again."""
+CONCURRENT_CUSTOMERS = 4
+"""Customers each loader identity loads at once: enough to keep its paced rate busy."""
 # Dates count back from a fixed day rather than today, so that a load on a later day sends the very
 # same requests and is answered from the idempotency records instead of being refused.
 LATEST_ACTIVATION = date(2025, 12, 31)
-_RETRY_POLICY = {
-    "maxAttempts": 4,
-    "initialBackoff": "0.1s",
-    "maxBackoff": "1s",
-    "backoffMultiplier": 2,
-    # Safe to retry: mutations carry request_id, and ABORTED is a lost race on the same row.
-    "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"],
-}
-
-
+LEGACY_PLAN_CLOSED = date(2014, 1, 1)
+"""Since when the old plans take no new lines; the personal lines activated before stayed on them."""
 # Reference data ------------------------------------------------------------------------------------
 
 
@@ -111,6 +110,8 @@ class Country:
     mobile_prefixes: tuple[str, ...]
     personal_plans: tuple[str, ...]
     business_plans: tuple[str, ...]
+    legacy_plan: str
+    """The plan personal lines activated before LEGACY_PLAN_CLOSED are still on: dear for what it gives."""
     retailers: tuple[str, ...]
     competitors: tuple[str, ...]
     moved_abroad: str
@@ -151,6 +152,7 @@ UZBEKISTAN = Country(
     ),
     personal_plans=("plans/uz-start-5gb", "plans/uz-comfort-20gb", "plans/uz-unlim-max"),
     business_plans=("plans/uz-biznes-50gb",),
+    legacy_plan="plans/uz-klassik-2012",
     retailers=("retailers/uzmobile-shop-1", DEMO_PARTNER, "retailers/mediapark"),
     competitors=("Beeline Uzbekistan", "Ucell", "Mobiuz"),
     moved_abroad="Chet elga koʻchib ketdi",
@@ -187,6 +189,7 @@ UKRAINE = Country(
     ),
     personal_plans=("plans/ua-smart-10gb", "plans/ua-super-unlim", "plans/ua-senior-basic"),
     business_plans=("plans/ua-business-pro",),
+    legacy_plan="plans/ua-classic-2012",
     retailers=("retailers/comfy", "retailers/foxtrot", "retailers/allo"),
     competitors=("Kyivstar", "lifecell", "Vodafone Україна"),
     moved_abroad="Виїхав за кордон",
@@ -224,6 +227,7 @@ VIETNAM = Country(
     ),
     personal_plans=("plans/vn-st90-daily", "plans/vn-5g-150", "plans/vn-student-70"),
     business_plans=("plans/vn-business-300",),
+    legacy_plan="plans/vn-tomato-2012",
     retailers=("retailers/thegioididong", "retailers/fpt-shop", "retailers/cellphones"),
     competitors=("Viettel", "VinaPhone", "MobiFone"),
     moved_abroad="Chuyển ra nước ngoài",
@@ -263,6 +267,7 @@ RUSSIA = Country(
     ),
     personal_plans=("plans/ru-basic-15gb", "plans/ru-family-40gb", "plans/ru-unlim-pro"),
     business_plans=("plans/ru-business-100gb",),
+    legacy_plan="plans/ru-classic-2012",
     retailers=("retailers/svyaznoy", "retailers/mvideo", "retailers/dns"),
     competitors=("МТС", "МегаФон", "Билайн", "T2"),
     moved_abroad="Переезд за границу",
@@ -514,11 +519,12 @@ class _Planner:
         for activated in activations:
             business = is_business or rng.random() < 0.1
             home = region if rng.random() < 0.85 else rng.choice(country.regions)
+            plan = rng.choice(country.business_plans if business else country.personal_plans)
             lines.append(
                 customer_pb2.Subscription(
                     # Lines are read in the service's own country, so they carry the country code.
                     msisdn=self.rng.choice(written_forms(self._mobile_number(country))[:2]),
-                    tariff_plan_id=rng.choice(country.business_plans if business else country.personal_plans),
+                    tariff_plan_id=country.legacy_plan if activated < LEGACY_PLAN_CLOSED and not business else plan,
                     activation_date=_proto_date(activated),
                     purpose=(
                         customer_pb2.SUBSCRIPTION_PURPOSE_BUSINESS
@@ -716,29 +722,48 @@ class DemoSummary:
     """Customers per ISO country code."""
     samples: DemoSamples | None
     """Values for example calls; None when no loaded customer fits."""
+    loaded: tuple["LoadedCustomer", ...] = ()
+    """Every customer created, for the demo loaders of the other services."""
+
+
+@dataclass(frozen=True)
+class LoadedCustomer:
+    """A demo customer as loaded."""
+
+    customer: customer_pb2.Customer
+    """Its final state, numbers whole."""
+    lines: tuple[customer_pb2.Subscription, ...]
+    """Its lines as created (their tariff plans and home regions; a line's status may have moved since)."""
 
 
 async def load_demo_data(gateway: LocalGateway, count: int = 400, seed: int = 7) -> DemoSummary:
     """Creates `count` demo customers through `gateway`; safe to repeat with the same seed. Raises
     DemoLoadError naming the customer and the call that failed."""
     plans = plan_demo_customers(count, seed)
-    limit = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
-    async with back_office_channel(gateway) as back_office, partner_channel(gateway) as partner:
-        stubs = _Stubs(
-            back_office=customer_service_pb2_grpc.CustomerServiceStub(back_office),
-            partner=customer_service_pb2_grpc.CustomerServiceStub(partner),
+    limits = [asyncio.Semaphore(CONCURRENT_CUSTOMERS) for _ in range(LOADERS)]
+    back_offices = [back_office_channel(gateway, shard) for shard in range(LOADERS)]
+    async with contextlib.AsyncExitStack() as channels:
+        partner = customer_service_pb2_grpc.CustomerServiceStub(
+            await channels.enter_async_context(partner_channel(gateway))
         )
+        shards = [
+            _Stubs(customer_service_pb2_grpc.CustomerServiceStub(await channels.enter_async_context(channel)), partner)
+            for channel in back_offices
+        ]
 
-        async def load(plan: DemoCustomer) -> customer_pb2.Customer:
-            async with limit:
-                return await _load_customer(stubs, plan, seed)
+        async def load(plan: DemoCustomer) -> LoadedCustomer:
+            # By index, so that a repeated load sends each request as the same caller (request ids are per caller).
+            shard = plan.index % LOADERS
+            async with limits[shard]:
+                return await _load_customer(shards[shard], plan, seed)
 
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(load(plan)) for plan in plans]
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
-    customers = [task.result() for task in tasks]
+    loaded = tuple(task.result() for task in tasks)
+    customers = [entry.customer for entry in loaded]
     return DemoSummary(
         customers=len(customers),
         subscriptions=sum(len(plan.lines) for plan in plans),
@@ -746,6 +771,7 @@ async def load_demo_data(gateway: LocalGateway, count: int = 400, seed: int = 7)
         customers_by_status=dict(Counter(customer_pb2.CustomerStatus.Name(c.status) for c in customers)),
         customers_by_country=dict(Counter(plan.country.code for plan in plans)),
         samples=pick_samples(customers),
+        loaded=loaded,
     )
 
 
@@ -797,25 +823,37 @@ def phone_of(customer: customer_pb2.Customer) -> str:
     return next((m.phone_number for m in customer.contact_media if m.HasField("phone_number")), "")
 
 
-def back_office_channel(gateway: LocalGateway) -> grpc.aio.Channel:
-    """A channel to the gateway as the demo loader, retrying what is safe to retry."""
-    return gateway.as_employee(LOADER, LOADER_ROLES, options=_RETRYING)
+async def list_customers(gateway: LocalGateway, *, max_pages: int = 50) -> list[customer_pb2.Customer]:
+    """The customers the system holds (up to `max_pages` pages of 200), as the back office lists them."""
+    customers: list[customer_pb2.Customer] = []
+    async with back_office_channel(gateway) as channel:
+        stub = customer_service_pb2_grpc.CustomerServiceStub(channel)
+        token = ""
+        for _ in range(max_pages):
+            page = await stub.ListCustomers(
+                customer_service_pb2.ListCustomersRequest(page_size=200, page_token=token),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            customers += page.customers
+            token = page.next_page_token
+            if not token:
+                break
+    return customers
+
+
+def loader_subject(shard: int) -> str:
+    """The batch identity of one share of the load: `demo-loader`, `demo-loader-2`, ..."""
+    return LOADER if shard == 0 else f"{LOADER}-{shard + 1}"
+
+
+def back_office_channel(gateway: LocalGateway, shard: int = 0) -> grpc.aio.Channel:
+    """A channel to the gateway as a demo loader identity, retrying what is safe to retry."""
+    return gateway.as_employee(loader_subject(shard), LOADER_ROLES)
 
 
 def partner_channel(gateway: LocalGateway) -> grpc.aio.Channel:
     """A channel to the gateway's partner address as the demo retail chain, retrying what is safe to retry."""
-    return gateway.as_partner(DEMO_RETAILER, options=_RETRYING)
-
-
-_RETRYING = (
-    (
-        "grpc.service_config",
-        json.dumps(
-            {"methodConfig": [{"name": [{"service": "crm.customer.v1.CustomerService"}], "retryPolicy": _RETRY_POLICY}]}
-        ),
-    ),
-    ("grpc.enable_retries", 1),
-)
+    return gateway.as_partner(DEMO_RETAILER)
 
 
 @dataclass(frozen=True)
@@ -826,9 +864,10 @@ class _Stubs:
     """The demo retail chain's counter, at the partner address."""
 
 
-async def _load_customer(stubs: _Stubs, plan: DemoCustomer, seed: int) -> customer_pb2.Customer:
-    """Creates one customer with its lines, consents and lifecycle; returns its final state. The demo
-    retail chain onboards its own customers (the customer and the lines); the back office does the rest."""
+async def _load_customer(stubs: _Stubs, plan: DemoCustomer, seed: int) -> LoadedCustomer:
+    """Creates one customer with its lines, consents and lifecycle; returns its final state and lines.
+    The demo retail chain onboards its own customers (the customer and the lines); the back office
+    does the rest."""
     prefix = f"demo-{seed}-{plan.index}"
     back_office = stubs.back_office
     onboarding = stubs.partner if plan.customer.retailer_id == DEMO_PARTNER else back_office
@@ -883,7 +922,7 @@ async def _load_customer(stubs: _Stubs, plan: DemoCustomer, seed: int) -> custom
         raise DemoLoadError(
             f"demo customer #{plan.index} ({plan.country.code}), {step}: {error.code().name}: {error.details()}"
         ) from error
-    return customer
+    return LoadedCustomer(customer, tuple(lines))
 
 
 async def _move_line_to(

@@ -7,10 +7,14 @@ under `<CRM_DATA_DIR>/credentials/` (tools.credentials makes them):
 
 Channels from here pace their calls below the gateway's default rate for their kind of caller and,
 should the gateway still answer RESOURCE_EXHAUSTED (a gateway set to a lower rate), wait as long as
-its RetryInfo says and send the call again.
+its RetryInfo says and send the call again. A caller that needs more than its rate spreads the work
+over several identities, each with its own rate. What a busy machine refuses for the moment
+(UNAVAILABLE, ABORTED, a statement's DEADLINE_EXCEEDED) they send again, as declared in the channel's
+service config (`RETRYING`).
 """
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,8 +43,37 @@ PACED_BURST = 8
 MAX_RATE_LIMITED_ATTEMPTS = 10
 MAX_RETRY_DELAY_SECONDS = 10.0
 _REQUIRED_FILES = ("ca.pem", "token-signing.key", "jwks.json")
+RETRIED_SERVICES = (
+    "crm.customer.v1.CustomerService",
+    "crm.customer.v1.UsageService",
+    "crm.customer.v1.BillingService",
+    "crm.customer.v1.SegmentService",
+    "crm.loyalty.v1.LoyaltyService",
+    "crm.complaints.v1.ComplaintService",
+    "crm.offers.v1.OfferService",
+)
+# Safe to send again: every mutation the tools send carries a request_id (the same id gets the first
+# answer), ABORTED is a lost race on the same row, and a server's DEADLINE_EXCEEDED is a statement
+# that ran out of time on a busy database (the call's own deadline still bounds every attempt).
+_RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "2s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE", "ABORTED", "DEADLINE_EXCEEDED"],
+}
 
 ChannelOptions = Sequence[tuple[str, str | int]]
+RETRYING: ChannelOptions = (
+    (
+        "grpc.service_config",
+        json.dumps(
+            {"methodConfig": [{"name": [{"service": name} for name in RETRIED_SERVICES], "retryPolicy": _RETRY_POLICY}]}
+        ),
+    ),
+    ("grpc.enable_retries", 1),
+)
+"""Channel options that send again what is safe to send again."""
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
 
@@ -167,17 +200,19 @@ class LocalGateway:
     partner_address: str = DEFAULT_PARTNER_ADDRESS
     """The mutual-TLS address of retail partners."""
 
-    def as_employee(self, subject: str, roles: Sequence[str], *, options: ChannelOptions = ()) -> grpc.aio.Channel:
-        """A channel calling as the employee `subject` with `roles` (`options`: e.g. a service config)."""
+    def as_employee(
+        self, subject: str, roles: Sequence[str], *, options: ChannelOptions = RETRYING
+    ) -> grpc.aio.Channel:
+        """A channel calling as the employee `subject` with `roles` (`options`: by default RETRYING)."""
         token = self.credentials.employee_token(subject, roles)
         return _channel(self.address, bearer(self._authority, token), EMPLOYEE_CALLS_PER_SECOND, options)
 
-    def as_customer(self, customer: str, *, options: ChannelOptions = ()) -> grpc.aio.Channel:
+    def as_customer(self, customer: str, *, options: ChannelOptions = RETRYING) -> grpc.aio.Channel:
         """A channel calling as the customer `customers/{id}`, for themselves."""
         token = self.credentials.customer_token(customer)
         return _channel(self.address, bearer(self._authority, token), CUSTOMER_CALLS_PER_SECOND, options)
 
-    def as_partner(self, retailer: str, *, options: ChannelOptions = ()) -> grpc.aio.Channel:
+    def as_partner(self, retailer: str, *, options: ChannelOptions = RETRYING) -> grpc.aio.Channel:
         """A channel calling the partner address as the retail chain `retailer`, with its certificate."""
         certificate = partner_tls(self._authority, self.credentials.partner(retailer))
         return _channel(self.partner_address, certificate, RETAILER_CALLS_PER_SECOND, options)

@@ -75,8 +75,10 @@ from typing import BinaryIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools import demo_behaviour, demo_data, demo_loyalty
+from tools import demo_load
 from tools.credentials import DEMO_RETAILER, LocalCredentials, ensure_local_credentials
+from tools.demo_complaints import ComplaintsSample
+from tools.demo_offers import TariffAdviceSample
 from tools.local_gateway import (
     DEFAULT_PARTNER_ADDRESS,
     REPOSITORY,
@@ -221,6 +223,10 @@ CHILDREN = (
 )
 DATABASES = {spec.database_variable: spec.database for spec in CHILDREN if spec.database}
 DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:50050"
+SEARCH = "crm.customer.v1.CustomerService/SearchCustomers"
+LOYALTY = "crm.loyalty.v1.LoyaltyService"
+COMPLAINTS = "crm.complaints.v1.ComplaintService"
+OFFERS = "crm.offers.v1.OfferService"
 DEVELOPMENT_IDENTITY_VARIABLE = "GATEWAY_DEVELOPMENT_IDENTITY"
 
 
@@ -515,9 +521,9 @@ async def _serve(supervisor: Supervisor, credentials: LocalCredentials, demo_cus
                 address=supervisor.address("GATEWAY"),
                 partner_address=supervisor.listener_address("GATEWAY", PARTNER_PORT),
             )
-            samples = await _ensure_demo_data(gateway, supervisor.address("CUSTOMER"), demo_customers)
+            examples = await demo_load.ensure_demo_data(gateway, supervisor.address("CUSTOMER"), demo_customers, _say)
             development_identity = supervisor.environment[DEVELOPMENT_IDENTITY_VARIABLE].lower() in ("true", "1", "yes")
-            _print_welcome(gateway, samples, supervisor.log_dir, development_identity=development_identity)
+            _print_welcome(gateway, examples, supervisor.log_dir, development_identity=development_identity)
     except* LaunchError as failures:
         raise failures.exceptions[0] from None
 
@@ -654,35 +660,6 @@ def _how_it_ended(code: int) -> str:
         return f"was killed by signal {-code}"
 
 
-async def _ensure_demo_data(gateway: LocalGateway, customer_service: str, count: int) -> demo_data.DemoSamples | None:
-    """Loads demo data unless the system already holds customers; samples for the examples either way.
-    Customers go through the gateway with real credentials (the back office's batch identity, the
-    demo retail chain's certificate, customers' own tokens); their usage and bills straight to the
-    customer service, as the network and billing systems feed it inside the cluster."""
-    try:
-        if await demo_data.holds_customers(gateway):
-            return await demo_data.find_samples(gateway)
-        if count <= 0:
-            return None
-        _say(f"loading {count} demo customers")
-        summary = await demo_data.load_demo_data(gateway, count)
-        _say("loading their usage and billing")
-        behaviour = await demo_behaviour.load_behaviour_data(customer_service)
-        _say("filling the rewards catalog and waiting for the loyalty accounts to earn")
-        loyalty = await demo_loyalty.load_loyalty_demo(gateway, summary.customers)
-    except (demo_data.DemoLoadError, grpc.aio.AioRpcError) as error:
-        # The system is up and worth exploring even without demo data.
-        _say(f"WARNING: demo data not loaded: {error}")
-        return None
-    _say(
-        f"loaded {summary.customers} customers, {summary.subscriptions} lines, "
-        f"{summary.consent_records} consent records, {behaviour.usage_records} usage records, "
-        f"{behaviour.invoices} invoices, {behaviour.payments} payments; {loyalty.accounts} loyalty accounts, "
-        f"{loyalty.rewards} rewards, {loyalty.redemptions} redemptions"
-    )
-    return summary.samples
-
-
 def _demo_customer_count(environment: Mapping[str, str]) -> int:
     raw = environment.get("CRM_DEMO_CUSTOMERS", "").strip() or "400"
     if not raw.isdigit():
@@ -702,7 +679,7 @@ def _local_credentials(directory: Path) -> LocalCredentials:
 
 def _print_welcome(
     gateway: LocalGateway,
-    samples: demo_data.DemoSamples | None,
+    examples: demo_load.ExampleValues,
     log_dir: Path,
     *,
     development_identity: bool,
@@ -711,8 +688,7 @@ def _print_welcome(
     partner = credentials.partner(DEMO_RETAILER)
     crmctl = _crmctl_command(gateway)
     agent = f"{crmctl} --role agent"
-    loyalty = "crm.loyalty.v1.LoyaltyService"
-    search = "crm.customer.v1.CustomerService/SearchCustomers"
+    samples = examples.customers
     customer = samples.customer_name if samples is not None else "customers/<id>"
     account = "accounts/" + customer.removeprefix("customers/")
     phone_number = samples.phone_number if samples is not None else "+998 90 123-45-67"
@@ -722,14 +698,14 @@ def _print_welcome(
         employee = [("every service and method", f"{agent} list")]
     if samples is not None:
         employee += [
-            ("a customer by phone number", _call(agent, search, {"phoneNumber": samples.phone_number})),
+            ("a customer by phone number", _call(agent, SEARCH, {"phoneNumber": samples.phone_number})),
             (
                 f'names ignoring case and diacritics: "{samples.name_query}" finds "{samples.name_match}"',
-                _call(agent, search, {"nameQuery": samples.name_query}),
+                _call(agent, SEARCH, {"nameQuery": samples.name_query}),
             ),
             (
                 f"active customers in {samples.region}",
-                _call(agent, search, {"region": samples.region, "status": "CUSTOMER_STATUS_ACTIVE", "pageSize": 5}),
+                _call(agent, SEARCH, {"region": samples.region, "status": "CUSTOMER_STATUS_ACTIVE", "pageSize": 5}),
             ),
             (
                 "the lines of the customer with that phone number",
@@ -737,35 +713,59 @@ def _print_welcome(
             ),
             (
                 "their tier and the way to the next one",
-                _call(agent, f"{loyalty}/GetTierStatus", {"name": f"{account}/tierStatus"}),
+                _call(agent, f"{LOYALTY}/GetTierStatus", {"name": f"{account}/tierStatus"}),
             ),
             (
                 "how they earned and spent points",
-                _call(agent, f"{loyalty}/ListEntries", {"parent": account, "pageSize": 5}),
+                _call(agent, f"{LOYALTY}/ListEntries", {"parent": account, "pageSize": 5}),
             ),
         ]
     employee += [
-        ("the rewards catalog with partner stock", _call(agent, f"{loyalty}/ListRewards", {"pageSize": 10})),
+        ("the rewards catalog with partner stock", _call(agent, f"{LOYALTY}/ListRewards", {"pageSize": 10})),
         (
             "the loyalty program's figures for the last 30 days (marketing's)",
-            _call(f"{crmctl} --role marketing", f"{loyalty}/GetProgramKpis", {}),
+            _call(f"{crmctl} --role marketing", f"{LOYALTY}/GetProgramKpis", {}),
         ),
+        *_complaints_examples(crmctl, examples.complaints),
+        *_offers_examples(crmctl, examples.offers),
     ]
     as_customer = [
         (
             "their own loyalty points: available, reserved and lapsing soon (another's: PERMISSION_DENIED)",
-            _call(f"{crmctl} --customer {customer}", f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+            _call(f"{crmctl} --customer {customer}", f"{LOYALTY}/GetBalance", {"name": f"{account}/balance"}),
         )
     ]
+    if examples.complaints is not None:
+        as_customer.append(
+            (
+                "their own complaint, with the resolution and the goodwill points it credited",
+                _call(
+                    f"{crmctl} --customer {examples.complaints.customer}",
+                    f"{COMPLAINTS}/GetComplaint",
+                    {"name": examples.complaints.complaint},
+                ),
+            )
+        )
+    if examples.offers is not None:
+        as_customer.append(
+            (
+                "tariff advice for their own line",
+                _call(
+                    f"{crmctl} --customer {examples.offers.customer}",
+                    f"{OFFERS}/RecommendTariff",
+                    {"subscription": examples.offers.subscription},
+                ),
+            )
+        )
     at_the_counter = f"{crmctl} --cert {shown_path(partner.certificate)} --key {shown_path(partner.key)}"
     as_partner = [
         (
             "a customer at the counter, found by phone number (partners see numbers masked)",
-            _call(at_the_counter, search, {"phoneNumber": phone_number}),
+            _call(at_the_counter, SEARCH, {"phoneNumber": phone_number}),
         ),
         (
             "then, for half an hour, that customer's points",
-            _call(at_the_counter, f"{loyalty}/GetBalance", {"name": f"{account}/balance"}),
+            _call(at_the_counter, f"{LOYALTY}/GetBalance", {"name": f"{account}/balance"}),
         ),
     ]
     if development_identity:
@@ -800,6 +800,47 @@ def _print_welcome(
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _complaints_examples(crmctl: str, sample: ComplaintsSample | None) -> list[tuple[str, str]]:
+    breached = (
+        "tickets past their resolution target",
+        _call(f"{crmctl} --role agent", f"{COMPLAINTS}/ListComplaints", {"breachedOnly": True}),
+    )
+    if sample is None:
+        return [breached]
+    return [
+        (
+            f"the tickets of {sample.department}, newest first, with their SLA clocks",
+            _call(
+                f"{crmctl} --role agent",
+                f"{COMPLAINTS}/ListComplaints",
+                {"department": sample.department, "pageSize": 5},
+            ),
+        ),
+        (
+            "complaint figures for 30 days: by channel, SLA compliance, CSAT, NPS, backlog (a supervisor's)",
+            _call(f"{crmctl} --role supervisor", f"{COMPLAINTS}/GetComplaintKpis", {}),
+        ),
+    ]
+
+
+def _offers_examples(crmctl: str, sample: TariffAdviceSample | None) -> list[tuple[str, str]]:
+    if sample is None:
+        catalog = {"market": "UZ", "kind": "OFFERING_KIND_TARIFF_PLAN"}
+        return [
+            (
+                "the tariff plans on sale in Uzbekistan",
+                _call(f"{crmctl} --role agent", f"{OFFERS}/ListProductOfferings", catalog),
+            )
+        ]
+    return [
+        (
+            f"honest tariff advice for a line on {sample.current_plan}: {sample.recommended_plan} saves"
+            f" {sample.monthly_saving} a month on its own usage",
+            _call(f"{crmctl} --role agent", f"{OFFERS}/RecommendTariff", {"subscription": sample.subscription}),
+        )
+    ]
 
 
 def _examples(examples: Sequence[tuple[str, str]]) -> list[str]:
