@@ -113,7 +113,7 @@ CATALOG = (
         off_net_minutes=300,
         sms=100,
         data_mb=5_120,
-        overage=Rates(off_net_minute="150", sms="80", data_mb="25"),
+        overage=Rates(off_net_minute="150", sms="80", data_mb="10"),
     ),
     DemoOffering(
         "uz-comfort-20gb",
@@ -126,7 +126,7 @@ CATALOG = (
         off_net_minutes=800,
         sms=300,
         data_mb=20_480,
-        overage=Rates(off_net_minute="120", sms="80", data_mb="20"),
+        overage=Rates(off_net_minute="120", sms="80", data_mb="8"),
     ),
     DemoOffering(
         "uz-unlim-max",
@@ -152,7 +152,7 @@ CATALOG = (
         off_net_minutes=2_000,
         sms=500,
         data_mb=51_200,
-        overage=Rates(off_net_minute="100", sms="60", data_mb="15"),
+        overage=Rates(off_net_minute="100", sms="60", data_mb="6"),
     ),
     DemoOffering(
         "uz-kunlik",
@@ -166,7 +166,7 @@ CATALOG = (
         off_net_minutes=100,
         sms=50,
         data_mb=3_072,
-        overage=Rates(on_net_minute="50", off_net_minute="150", sms="80", data_mb="25"),
+        overage=Rates(on_net_minute="50", off_net_minute="150", sms="80", data_mb="10"),
     ),
     DemoOffering(
         "uz-har-kuni-10gb",
@@ -179,7 +179,7 @@ CATALOG = (
         off_net_minutes=400,
         sms=100,
         data_mb=10_240,
-        overage=Rates(off_net_minute="150", sms="80", data_mb="25"),
+        overage=Rates(off_net_minute="150", sms="80", data_mb="10"),
     ),
     DemoOffering(
         "uz-vodiy-15gb",
@@ -192,7 +192,7 @@ CATALOG = (
         off_net_minutes=500,
         sms=200,
         data_mb=15_360,
-        overage=Rates(off_net_minute="150", sms="80", data_mb="25"),
+        overage=Rates(off_net_minute="150", sms="80", data_mb="10"),
         regions=("Fargʻona viloyati", "Andijon viloyati", "Namangan viloyati"),
     ),
     DemoOffering(
@@ -206,7 +206,7 @@ CATALOG = (
         off_net_minutes=1_000,
         sms=300,
         data_mb=61_440,
-        overage=Rates(off_net_minute="120", sms="80", data_mb="15"),
+        overage=Rates(off_net_minute="120", sms="80", data_mb="6"),
         required_technology=NEEDS_5G,
     ),
     DemoOffering(
@@ -221,7 +221,7 @@ CATALOG = (
         off_net_minutes=100,
         sms=100,
         data_mb=1_024,
-        overage=Rates(on_net_minute="90", off_net_minute="250", sms="100", data_mb="80"),
+        overage=Rates(on_net_minute="90", off_net_minute="250", sms="100", data_mb="20"),
         on_sale=OLD_PLAN,
     ),
     DemoOffering(
@@ -257,7 +257,7 @@ CATALOG = (
         off_net_minutes=300,
         sms=100,
         data_mb=10_240,
-        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.20"),
+        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.05"),
     ),
     DemoOffering(
         "ua-super-unlim",
@@ -283,7 +283,7 @@ CATALOG = (
         off_net_minutes=100,
         sms=50,
         data_mb=2_048,
-        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.20"),
+        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.05"),
     ),
     DemoOffering(
         "ua-business-pro",
@@ -296,7 +296,7 @@ CATALOG = (
         off_net_minutes=3_000,
         sms=500,
         data_mb=40_960,
-        overage=Rates(off_net_minute="1.50", sms="1", data_mb="0.10"),
+        overage=Rates(off_net_minute="1.50", sms="1", data_mb="0.03"),
     ),
     DemoOffering(
         "ua-shchodnia-6gb",
@@ -309,7 +309,7 @@ CATALOG = (
         off_net_minutes=200,
         sms=50,
         data_mb=6_144,
-        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.20"),
+        overage=Rates(off_net_minute="2.50", sms="1.50", data_mb="0.05"),
     ),
     DemoOffering(
         "ua-za-den",
@@ -322,7 +322,7 @@ CATALOG = (
         off_net_minutes=60,
         sms=30,
         data_mb=3_072,
-        overage=Rates(on_net_minute="0.50", off_net_minute="2.50", sms="1.50", data_mb="0.20"),
+        overage=Rates(on_net_minute="0.50", off_net_minute="2.50", sms="1.50", data_mb="0.05"),
     ),
     DemoOffering(
         "ua-classic-2012",
@@ -335,7 +335,7 @@ CATALOG = (
         off_net_minutes=50,
         sms=50,
         data_mb=500,
-        overage=Rates(on_net_minute="1", off_net_minute="3", sms="1.50", data_mb="0.50"),
+        overage=Rates(on_net_minute="1", off_net_minute="3", sms="1.50", data_mb="0.10"),
         on_sale=OLD_PLAN,
     ),
     DemoOffering(
@@ -368,7 +368,7 @@ CATALOG = (
         PER_DAY,
         "3000",
         data_mb=30_720,
-        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="50"),
+        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="10"),
     ),
     DemoOffering(
         "vn-5g-150",
@@ -380,7 +380,7 @@ CATALOG = (
         on_net_minutes=1_000,
         off_net_minutes=50,
         data_mb=122_880,
-        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="50"),
+        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="10"),
         required_technology=NEEDS_5G,
     ),
     DemoOffering(
@@ -394,7 +394,7 @@ CATALOG = (
         off_net_minutes=20,
         sms=20,
         data_mb=15_360,
-        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="50"),
+        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="10"),
     ),
     DemoOffering(
         "vn-business-300",
@@ -407,7 +407,7 @@ CATALOG = (
         off_net_minutes=300,
         sms=100,
         data_mb=61_440,
-        overage=Rates(off_net_minute="990", sms="290", data_mb="30"),
+        overage=Rates(off_net_minute="990", sms="290", data_mb="8"),
     ),
     DemoOffering(
         "vn-ngay-dung",
@@ -420,7 +420,7 @@ CATALOG = (
         off_net_minutes=10,
         sms=10,
         data_mb=10_240,
-        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="50"),
+        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="10"),
     ),
     DemoOffering(
         "vn-max-200",
@@ -446,7 +446,7 @@ CATALOG = (
         off_net_minutes=20,
         sms=50,
         data_mb=1_024,
-        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="200"),
+        overage=Rates(on_net_minute="1190", off_net_minute="1390", sms="350", data_mb="30"),
         on_sale=OLD_PLAN,
     ),
     DemoOffering(

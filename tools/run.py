@@ -54,6 +54,8 @@ Environment, all optional:
                            customer service listens)
   OFFERS_CUSTOMER_TARGET   whose lines and usage the offers service advises on and whose events it
                            follows (default: where the customer service listens)
+  OFFERS_LOYALTY_TARGET    whose events keep the customers' tiers for next-best actions (default: where
+                           the loyalty service listens)
   COMPLAINTS_CUSTOMER_TARGET, COMPLAINTS_CUSTOMER_FEED_TARGET  whose customers complain and whose events
                            (segments, erasure) the complaints service follows (default: likewise)
   COMPLAINTS_LOYALTY_TARGET  where goodwill is credited (default: where the loyalty service listens)
@@ -186,8 +188,8 @@ CHILDREN = (
         "OFFERS",
         50053,
         database="crm_offers",
-        # Lines, usage and tariff changes, and the feed that keeps its read model of lines.
-        dials={"OFFERS_CUSTOMER_TARGET": "CUSTOMER"},
+        # Lines, usage and tariff changes, and the feeds of its read model (lines, usage, segments, tiers).
+        dials={"OFFERS_CUSTOMER_TARGET": "CUSTOMER", "OFFERS_LOYALTY_TARGET": "LOYALTY"},
     ),
     ChildSpec(
         "complaints service",
