@@ -43,6 +43,36 @@ _NOT_READY_POLL_SECONDS = 0.25
 Registration = Callable[[grpc.aio.Server], None]
 
 
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
+    """The library's health service, whose Watch streams end when the server stops accepting calls:
+    left open, each watcher (the gateway, a load balancer) would hold the shutdown for the whole grace
+    period."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watches: set[asyncio.Future[None]] = set()
+        self._ended = False
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> None:
+        watching = asyncio.ensure_future(super().Watch(request, context))
+        self._watches.add(watching)
+        try:
+            await watching
+        except asyncio.CancelledError:
+            if not (self._ended and watching.cancelled()):
+                raise  # the call itself was cancelled, not ended by the stop
+        finally:
+            self._watches.discard(watching)
+
+    def end_watches(self) -> None:
+        """Ends every Watch stream with OK; watchers reconnect, to a server that is stopping."""
+        self._ended = True
+        for watching in self._watches:
+            watching.cancel()
+
+
 class ListenError(Exception):
     """The server cannot listen where it was told (the port is taken, or the host is not this machine's)."""
 
@@ -56,7 +86,7 @@ class ServiceServer:
     service_names: Sequence[str]
     more_ports: Mapping[str, int]
     """The port each further listener bound, by its name (e.g. the gateway's `partner_port`)."""
-    health: health.aio.HealthServicer
+    health: HealthServicer
     readiness: Readiness
     settings: ServerSettings
     readiness_interval_seconds: float = 2.0
@@ -92,6 +122,7 @@ class ServiceServer:
         await asyncio.sleep(self.settings.shutdown_drain_seconds)
         for end_long_lived_calls in self.on_stopping:
             end_long_lived_calls()
+        self.health.end_watches()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for release in self.on_stop:
             await release()
@@ -188,7 +219,7 @@ def build_server(
         ],
     )
     register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     if settings.workers > 1 and settings.address.endswith(":0"):

@@ -1,6 +1,7 @@
 """What every server built by the chassis offers: health that follows the database, Watch, and a
 port of its own."""
 
+import asyncio
 import os
 import re
 import socket
@@ -80,3 +81,36 @@ def test_a_service_process_started_on_a_taken_port_exits_with_a_clear_message(cu
     assert finished.returncode == 2
     assert f"customer-service: cannot listen on {taken}: the port is taken" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+async def test_a_watcher_sees_not_serving_then_its_stream_ends_so_the_stop_does_not_wait_out_the_grace(
+    customer_database_url: str,
+):
+    settings = CustomerSettings.from_environment(
+        Environment(
+            {
+                "CUSTOMER_DATABASE_URL": customer_database_url,
+                "CUSTOMER_GRPC_ADDRESS": "127.0.0.1:0",
+                "CUSTOMER_SHUTDOWN_DRAIN_SECONDS": "0.2",
+                "CUSTOMER_SHUTDOWN_GRACE_SECONDS": "30",
+            }
+        )
+    )
+    server = CUSTOMER.build_server(settings)
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=60
+        )
+        # read() only: the iterator and read/write styles may not be mixed on one call
+        assert (await stream.read()).status == health_pb2.HealthCheckResponse.SERVING
+        started = asyncio.get_running_loop().time()
+        stopping = asyncio.create_task(server.stop())
+        seen = []
+        while (answer := await stream.read()) is not grpc.aio.EOF:
+            seen.append(answer.status)
+        await stopping
+        took = asyncio.get_running_loop().time() - started
+        assert seen == [health_pb2.HealthCheckResponse.NOT_SERVING]
+        assert await stream.code() == grpc.StatusCode.OK
+    assert took < 10  # far below the 30 s grace that an open watch would hold the stop for
