@@ -15,9 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chassis.settings import Environment
+
+if TYPE_CHECKING:
+    from chassis.service import ServiceDefinition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,3 +133,10 @@ async def wait_until_serving(service: ServiceProcess, health_name: str = "", tim
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{service.name} did not serve within {timeout_seconds}s:\n{service.log()}")
             await asyncio.sleep(0.1)
+
+
+def start_service(definition: "ServiceDefinition[Any]", env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """Brings the database that `env` names to the service's newest schema, then runs the service as a
+    process (`python -m <its module>`) with `env`."""
+    definition.migrate(definition.settings(Environment(env)))
+    return start_process(definition.module.rsplit(".", 1)[-1], definition.module, env, log_dir)

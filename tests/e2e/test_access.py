@@ -22,7 +22,6 @@ from google.type import date_pb2, money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from chassis.settings import Environment
 from chassis.status import status_of
 from crm.common.v1 import common_pb2
 from crm.complaints.v1 import complaint_pb2, complaint_service_pb2, complaint_service_pb2_grpc
@@ -35,13 +34,10 @@ from gateway.policy import MethodRule, Policy, RetailerCheck, load_policy
 from gateway.routes import EXPOSED_SERVICES
 from gateway.settings import DEFAULT_POLICY_FILE
 from services.complaints.app import COMPLAINTS
-from services.complaints.settings import ComplaintsSettings
 from services.loyalty.app import LOYALTY
-from services.loyalty.settings import LoyaltySettings
 from services.offers.app import OFFERS
-from services.offers.settings import OffersSettings
 from tests.gateway_support import customer_channel, employee_channel, gateway_environment, partner_channel, server_trust
-from tests.processes import ANY_PORT, ServiceProcess, start_process, wait_until_serving
+from tests.processes import ANY_PORT, ServiceProcess, start_process, start_service, wait_until_serving
 from tests.support import create_request, person, request_id, unique_mobile
 from tools.credentials import CertificateFiles, LocalCredentials, issue_partner_certificate, new_certificate_authority
 from tools.postgres import PostgresCluster
@@ -72,8 +68,6 @@ async def system(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[System]:
     logs = Path(tmp_path_factory.mktemp("access-logs"))
-    loyalty_url = postgres.ensure_database(f"loyalty_access_{worker_id}")
-    LOYALTY.migrate(LoyaltySettings.from_environment(Environment({"LOYALTY_DATABASE_URL": loyalty_url})))
     customer = start_process(
         "customer",
         "services.customer",
@@ -84,38 +78,33 @@ async def system(
         },
         logs,
     )
-    loyalty = start_process(
-        "loyalty",
-        "services.loyalty",
-        {"LOYALTY_DATABASE_URL": loyalty_url, "LOYALTY_GRPC_ADDRESS": ANY_PORT, "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0"},
+    loyalty = start_service(
+        LOYALTY,
+        {
+            "LOYALTY_DATABASE_URL": postgres.ensure_database(f"loyalty_access_{worker_id}"),
+            "LOYALTY_GRPC_ADDRESS": ANY_PORT,
+            "LOYALTY_SHUTDOWN_DRAIN_SECONDS": "0",
+        },
         logs,
     )
     started = [customer, loyalty]
     try:
         await asyncio.gather(wait_until_serving(customer), wait_until_serving(loyalty))
-        complaints_url = postgres.ensure_database(f"complaints_access_{worker_id}")
-        complaints_settings = {
-            "COMPLAINTS_DATABASE_URL": complaints_url,
-            "COMPLAINTS_GRPC_ADDRESS": ANY_PORT,
-            "COMPLAINTS_CUSTOMER_TARGET": customer.address,
-            "COMPLAINTS_LOYALTY_TARGET": loyalty.address,
-            "COMPLAINTS_SHUTDOWN_DRAIN_SECONDS": "0",
-        }
-        COMPLAINTS.migrate(ComplaintsSettings.from_environment(Environment(complaints_settings)))
-        complaints = start_process("complaints", "services.complaints", complaints_settings, logs)
-        started.append(complaints)
-        await wait_until_serving(complaints)
-        offers_settings = {
-            "OFFERS_DATABASE_URL": postgres.ensure_database(f"offers_access_{worker_id}"),
-            "OFFERS_GRPC_ADDRESS": ANY_PORT,
-            "OFFERS_CUSTOMER_TARGET": customer.address,
-            "OFFERS_LOYALTY_TARGET": loyalty.address,
-            "OFFERS_SHUTDOWN_DRAIN_SECONDS": "0",
-        }
-        OFFERS.migrate(OffersSettings.from_environment(Environment(offers_settings)))
-        offers = start_process("offers", "services.offers", offers_settings, logs)
-        started.append(offers)
-        await wait_until_serving(offers)
+        behind = {"CUSTOMER_TARGET": customer.address, "LOYALTY_TARGET": loyalty.address, "SHUTDOWN_DRAIN_SECONDS": "0"}
+        complaints, offers = (
+            start_service(
+                definition,
+                {
+                    f"{prefix}_DATABASE_URL": postgres.ensure_database(f"{prefix.lower()}_access_{worker_id}"),
+                    f"{prefix}_GRPC_ADDRESS": ANY_PORT,
+                    **{f"{prefix}_{name}": value for name, value in behind.items()},
+                },
+                logs,
+            )
+            for definition, prefix in ((COMPLAINTS, "COMPLAINTS"), (OFFERS, "OFFERS"))
+        )
+        started.extend([complaints, offers])
+        await asyncio.gather(wait_until_serving(complaints), wait_until_serving(offers))
         backends = {
             "CUSTOMER_TARGET": customer.address,
             "LOYALTY_TARGET": loyalty.address,
@@ -273,6 +262,15 @@ def resource_of(rule: MethodRule, field_name: str, owner: str, owned: Owned) -> 
     return f"customers/{owner}"
 
 
+def set_at(message: Message, path: str, value: str) -> None:
+    """Sets the text field at `path` (`plan_change.subscription`) of `message`."""
+    *parents, leaf = path.split(".")
+    target = message
+    for part in parents:
+        target = getattr(target, part)
+    setattr(target, leaf, value)
+
+
 def request_for(rule: MethodRule, owner: str, tenant: str, owned: Owned) -> bytes:
     """A request to `rule`'s method about a resource of `owner` (a customer id; `owned` are theirs),
     shaped to pass the partner checks of `tenant`, so that only the policy decides whether it reaches
@@ -280,19 +278,11 @@ def request_for(rule: MethodRule, owner: str, tenant: str, owned: Owned) -> byte
     method = guarded_methods()[rule.method]
     message: Message = message_factory.GetMessageClass(method.input_type)()
     if rule.resource_field:
-        *parents, leaf = rule.resource_field.split(".")
-        target = message
-        for part in parents:
-            target = getattr(target, part)
-        setattr(target, leaf, resource_of(rule, rule.resource_field, owner, owned))
+        set_at(message, rule.resource_field, resource_of(rule, rule.resource_field, owner, owned))
     if rule.retailer_check is RetailerCheck.PHONE_LOOKUP:
         message.phone_number = "+998901234567"  # type: ignore[attr-defined]
     if rule.partner_field:
-        *parents, leaf = rule.partner_field.split(".")
-        target = message
-        for part in parents:
-            target = getattr(target, part)
-        setattr(target, leaf, tenant)
+        set_at(message, rule.partner_field, tenant)
     if rule.limit is not None:
         setattr(message, rule.limit.field, 1)
     if rule.customer_writable:
