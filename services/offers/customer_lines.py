@@ -103,11 +103,12 @@ class CustomerLines:
                 return _marketing(purpose)
         return MarketingConsent(False, "was never asked for")
 
-    async def change_tariff(self, line: Line, plan: str) -> Line:
-        """Puts the line on `plan`, provided it is still the version `line` was read at (its etag);
-        the answer of the customer service is raised as its domain error."""
+    async def change_tariff(self, name: str, plan: str, *, etag: str, request_id: str) -> Line:
+        """Puts the line `name` on `plan`, provided it is still at `etag`; the same request sent again
+        with the same `request_id` returns the first answer without changing the line again. The
+        answer of the customer service is raised as its domain error."""
         request = customer_service_pb2.UpdateSubscriptionRequest(
-            subscription=customer_pb2.Subscription(name=line.name, tariff_plan_id=plan, etag=line.etag),
+            subscription=customer_pb2.Subscription(name=name, tariff_plan_id=plan, etag=etag), request_id=request_id
         )
         request.update_mask.paths.append("tariff_plan_id")
         try:
@@ -115,7 +116,7 @@ class CustomerLines:
                 request, timeout=self._deadline, metadata=SERVICE_CALLER.to_metadata()
             )
         except grpc.aio.AioRpcError as error:
-            raise _answer(error, f"could not change the tariff of {line.name}") from None
+            raise _answer(error, f"could not change the tariff of {name}") from None
         return _line(updated)
 
     def start(self) -> None:

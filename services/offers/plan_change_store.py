@@ -124,6 +124,28 @@ async def retry_at(session: AsyncSession, change_id: uuid.UUID, when: datetime) 
     )
 
 
+async def pin_update_etag(session: AsyncSession, change_id: uuid.UUID, etag: str) -> str:
+    """The etag the change's tariff update is sent with: `etag`, unless one is pinned already (by a
+    sender that read the line first), so that every sender sends the same request."""
+    pinned = await session.scalar(
+        text(
+            "UPDATE plan_changes SET update_etag = CASE WHEN update_etag = '' THEN :etag ELSE update_etag END "
+            "WHERE id = :id RETURNING update_etag"
+        ),
+        {"id": change_id, "etag": etag},
+    )
+    return str(pinned or etag)
+
+
+async def forget_update_etag(session: AsyncSession, change_id: uuid.UUID, stale_etag: str) -> None:
+    """Lets the next attempt read the line again, as the update sent with `stale_etag` was refused
+    (nothing applied); an etag another sender pinned since is kept."""
+    await session.execute(
+        text("UPDATE plan_changes SET update_etag = '' WHERE id = :id AND update_etag = :stale"),
+        {"id": change_id, "stale": stale_etag},
+    )
+
+
 async def settle(
     session: AsyncSession, change_id: uuid.UUID, state: State, now: datetime, reason: str = "", message: str = ""
 ) -> PlanChange | None:
@@ -165,6 +187,7 @@ def change_from_row(row: Row[Any]) -> PlanChange:
         refusal_message=row.refusal_message,
         settle_time=row.settle_time,
         version=row.version,
+        update_etag=row.update_etag,
     )
 
 

@@ -74,6 +74,8 @@ class PlanChange:
     refusal_message: str = ""
     settle_time: datetime | None = None
     version: int = 1
+    update_etag: str = ""
+    """The line's etag the accepted change's tariff update is sent with; empty until it is first sent."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """`crm.customer.v1.CustomerService` over gRPC: maps messages to the directory's use cases and back.
 
-Retryable mutations run once per request id; the answer stored for a request about a customer is
-linked to that customer, so that erasure can drop it. EraseCustomer returns the erased shell: names
-read "erased", no contact media, no birth date; lines keep their tariff but lose their number.
+Retryable mutations run once per request id (UpdateSubscription when it carries one); the answer
+stored for a request about a customer is linked to that customer, so that erasure can drop it.
+EraseCustomer returns the erased shell: names read "erased", no contact media, no birth date; lines
+keep their tariff but lose their number.
 """
 
 import uuid
@@ -171,11 +172,21 @@ class CustomerServicer(customer_service_pb2_grpc.CustomerServiceServicer):
         customer_id, subscription_id = SUBSCRIPTION.parse_uuids(request.subscription.name, "subscription.name")
         expected_version = version_from_etag(request.subscription.etag, "subscription.etag")
         patch = mapping.subscription_patch_from_proto(request.subscription)
-        async with self._database.transaction() as session:
+        paths = list(request.update_mask.paths)
+
+        async def update(session: AsyncSession) -> customer_pb2.Subscription:
             updated = await self._directory.update_subscription(
-                session, customer_id, subscription_id, patch, list(request.update_mask.paths), expected_version
+                session, customer_id, subscription_id, patch, paths, expected_version
             )
-        return mapping.subscription_to_proto(updated)
+            if request.request_id:
+                await self._directory.link_request(session, customer_id, request.request_id)
+            return mapping.subscription_to_proto(updated)
+
+        if request.request_id:
+            return await self._once.run(request, customer_pb2.Subscription, update)
+        # Without a request id every call updates, as it did before the field existed.
+        async with self._database.transaction() as session:
+            return await update(session)
 
     async def RecordConsent(
         self, request: customer_service_pb2.RecordConsentRequest, context: Context

@@ -111,6 +111,8 @@ def terminate(subscription_name: str) -> customer_service_pb2.UpdateSubscription
             name=subscription_name, status=customer_pb2.SUBSCRIPTION_STATUS_TERMINATED
         ),
         update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+        # Its stored answer holds the line's number, so erasure must find it too.
+        request_id=request_id(),
     )
 
 

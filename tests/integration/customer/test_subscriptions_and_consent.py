@@ -12,6 +12,8 @@ from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from tests.support import create_request, failure, international_format, line, person, request_id, unique_mobile
 
 CreateLine = customer_service_pb2.CreateSubscriptionRequest
+ALICE = (("x-crm-caller-subject", "alice"), ("x-crm-caller-kind", "employee"))
+BOB = (("x-crm-caller-subject", "bob"), ("x-crm-caller-kind", "employee"))
 
 
 async def new_customer(stub: CustomerServiceStub) -> str:
@@ -97,6 +99,86 @@ async def test_tariff_change_keeps_other_fields_and_a_terminated_line_cannot_cha
     await customer_stub.UpdateSubscription(terminate, timeout=5)
     code, error = await failure(customer_stub.UpdateSubscription(terminate, timeout=5))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and error.reason == "SUBSCRIPTION_TERMINATED"
+
+
+def change_plan(name: str, plan: str, rid: str = "", etag: str = "") -> customer_service_pb2.UpdateSubscriptionRequest:
+    return customer_service_pb2.UpdateSubscriptionRequest(
+        subscription=customer_pb2.Subscription(name=name, tariff_plan_id=plan, etag=etag),
+        update_mask=field_mask_pb2.FieldMask(paths=["tariff_plan_id"]),
+        request_id=rid,
+    )
+
+
+async def new_line(stub: CustomerServiceStub) -> customer_pb2.Subscription:
+    return await stub.CreateSubscription(
+        CreateLine(parent=await new_customer(stub), subscription=line(), request_id=request_id()), timeout=5
+    )
+
+
+async def read_line(stub: CustomerServiceStub, name: str) -> customer_pb2.Subscription:
+    return await stub.GetSubscription(customer_service_pb2.GetSubscriptionRequest(name=name), timeout=5)
+
+
+async def test_an_update_retried_with_its_request_id_returns_the_first_answer_and_updates_once(
+    customer_stub: CustomerServiceStub,
+):
+    created = await new_line(customer_stub)
+    request = change_plan(created.name, "plans/uz-max-30gb", request_id(), etag=created.etag)
+    answers = await asyncio.gather(*(customer_stub.UpdateSubscription(request, timeout=10) for _ in range(6)))
+    again = await customer_stub.UpdateSubscription(request, timeout=5)
+    assert all(answer == again for answer in answers)
+    assert (again.tariff_plan_id, again.etag) == ("plans/uz-max-30gb", 'W/"2"')
+    assert await read_line(customer_stub, created.name) == again
+
+
+async def test_an_update_retried_after_the_line_changed_returns_the_first_answer_and_changes_nothing(
+    customer_stub: CustomerServiceStub,
+):
+    created = await new_line(customer_stub)
+    request = change_plan(created.name, "plans/uz-max-30gb", request_id(), etag=created.etag)
+    first = await customer_stub.UpdateSubscription(request, timeout=5)
+    moved_back = await customer_stub.UpdateSubscription(change_plan(created.name, created.tariff_plan_id), timeout=5)
+
+    again = await customer_stub.UpdateSubscription(request, timeout=5)
+
+    assert again == first and first.etag == 'W/"2"'
+    current = await read_line(customer_stub, created.name)
+    assert current == moved_back
+    assert (current.tariff_plan_id, current.etag) == (created.tariff_plan_id, 'W/"3"')
+
+
+async def test_an_update_request_id_reused_for_another_change_is_invalid_argument_and_changes_nothing(
+    customer_stub: CustomerServiceStub,
+):
+    created = await new_line(customer_stub)
+    rid = request_id()
+    first = await customer_stub.UpdateSubscription(change_plan(created.name, "plans/uz-max-30gb", rid), timeout=5)
+    code, error = await failure(
+        customer_stub.UpdateSubscription(change_plan(created.name, "plans/uz-unlimited", rid), timeout=5)
+    )
+    assert (code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+    assert await read_line(customer_stub, created.name) == first
+
+
+async def test_an_update_request_id_is_scoped_to_the_caller(customer_stub: CustomerServiceStub):
+    created = await new_line(customer_stub)
+    rid = request_id()
+    by_alice = await customer_stub.UpdateSubscription(
+        change_plan(created.name, "plans/uz-max-30gb", rid), metadata=ALICE, timeout=5
+    )
+    by_bob = await customer_stub.UpdateSubscription(
+        change_plan(created.name, "plans/uz-unlimited", rid), metadata=BOB, timeout=5
+    )
+    assert (by_alice.etag, by_bob.etag) == ('W/"2"', 'W/"3"')
+    assert (await read_line(customer_stub, created.name)).tariff_plan_id == "plans/uz-unlimited"
+
+
+async def test_an_update_without_a_request_id_updates_on_every_call(customer_stub: CustomerServiceStub):
+    created = await new_line(customer_stub)
+    request = change_plan(created.name, "plans/uz-max-30gb")
+    await customer_stub.UpdateSubscription(request, timeout=5)
+    second = await customer_stub.UpdateSubscription(request, timeout=5)
+    assert (second.tariff_plan_id, second.etag) == ("plans/uz-max-30gb", 'W/"3"')
 
 
 async def test_bad_line_is_invalid_argument_and_nothing_is_written(customer_stub: CustomerServiceStub):
