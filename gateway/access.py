@@ -109,8 +109,14 @@ class Access:
         self._clock = clock
         self._requests = {path: message_factory.GetMessageClass(m.input_type) for path, m in methods.items()}
         self._responses = {path: message_factory.GetMessageClass(m.output_type) for path, m in methods.items()}
-        self._retailer_view = RetailerView(policy).apply
+        retailer_view = RetailerView(policy)
+        self._retailer_view = retailer_view.apply
         self._customer_view = CustomerView(policy).apply
+        # Only answers that can hold something to hide are parsed and written again; the rest pass as bytes.
+        self._shaped_for_retailers = {path for path, m in methods.items() if retailer_view.concerns(m.output_type)}
+        self._shaped_for_customers = {
+            path for path, m in methods.items() if m.output_type.full_name in CustomerView.ANSWERS
+        }
 
     async def admit(self, method: str, request: bytes | None, context: Context) -> _OpenCall | _AdmittedCall:
         """The admitted call; raises UNAUTHENTICATED, RESOURCE_EXHAUSTED or PERMISSION_DENIED (audited)."""
@@ -194,11 +200,12 @@ class Access:
                 raise _not_yours(rule)
             if request is not None and rule.customer_writable:
                 _require_writable(rule, request)
-            shaped = self._responses[rule.method].DESCRIPTOR.full_name in CustomerView.ANSWERS
-            return self._customer_view if shaped else None
+            return self._customer_view if rule.method in self._shaped_for_customers else None
         if caller.kind == "retailer" and rule.retailers:
             await self._authorize_retailer(caller, rule, request, resource)
-            return self._retailer_view
+            # A phone lookup's answer is read in any case: the customers found are present at the counter.
+            shaped = rule.method in self._shaped_for_retailers or rule.retailer_check is RetailerCheck.PHONE_LOOKUP
+            return self._retailer_view if shaped else None
         raise _method_refused(caller, rule)
 
     def _authorize_employee(self, caller: Caller, rule: MethodRule, request: Message | None) -> None:

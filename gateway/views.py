@@ -37,7 +37,7 @@ class RetailerView:
 
     def apply(self, message: Message) -> None:
         """Masks `message` in place."""
-        if not self._concerns(message.DESCRIPTOR):
+        if not self.concerns(message.DESCRIPTOR):
             return
         for field, value in message.ListFields():
             if field.full_name in self._hidden:
@@ -53,7 +53,7 @@ class RetailerView:
                 for item in value if field.is_repeated else [value]:
                     self.apply(item)
 
-    def _concerns(self, descriptor: Descriptor | Any, seen: frozenset[str] = frozenset()) -> bool:
+    def concerns(self, descriptor: Descriptor | Any, seen: frozenset[str] = frozenset()) -> bool:
         """Whether a message of this type can hold a field to hide or mask (known per type, once)."""
         name = descriptor.full_name
         if name not in self._concerned:
@@ -62,7 +62,7 @@ class RetailerView:
             self._concerned[name] = any(
                 field.full_name in self._hidden
                 or field.full_name in self._masked
-                or (field.message_type is not None and self._concerns(field.message_type, seen | {name}))
+                or (field.message_type is not None and self.concerns(field.message_type, seen | {name}))
                 for field in descriptor.fields
             )
         return self._concerned[name]
