@@ -8,6 +8,7 @@ import grpc
 
 from tests.processes import ANY_PORT, ServiceProcess
 from tools.credentials import LocalCredentials
+from tools.local_gateway import bearer, partner_tls, tls
 
 
 def gateway_environment(credentials: LocalCredentials, database_url: str, **settings: str) -> dict[str, str]:
@@ -26,7 +27,7 @@ def gateway_environment(credentials: LocalCredentials, database_url: str, **sett
 
 def server_trust(credentials: LocalCredentials) -> grpc.ChannelCredentials:
     """TLS that trusts the gateway's certificate, presenting no client certificate."""
-    return grpc.ssl_channel_credentials(root_certificates=credentials.authority.certificate.read_bytes())
+    return tls(credentials.authority.certificate)
 
 
 def employee_channel(
@@ -43,20 +44,11 @@ def customer_channel(gateway: ServiceProcess, credentials: LocalCredentials, cus
 
 def token_channel(gateway: ServiceProcess, credentials: LocalCredentials, token: str) -> grpc.aio.Channel:
     """A TLS channel to the gateway's main address sending `token` as the bearer on every call."""
-    call_credentials = grpc.access_token_call_credentials(token)
-    return grpc.aio.secure_channel(
-        gateway.address, grpc.composite_channel_credentials(server_trust(credentials), call_credentials)
-    )
+    return grpc.aio.secure_channel(gateway.address, bearer(credentials.authority.certificate, token))
 
 
 def partner_channel(gateway: ServiceProcess, credentials: LocalCredentials, retailer: str) -> grpc.aio.Channel:
     """A mutual-TLS channel to the partner address with `retailer`'s client certificate."""
-    files = credentials.partner(retailer)
     return grpc.aio.secure_channel(
-        gateway.partner_address,
-        grpc.ssl_channel_credentials(
-            root_certificates=credentials.authority.certificate.read_bytes(),
-            private_key=files.key.read_bytes(),
-            certificate_chain=files.certificate.read_bytes(),
-        ),
+        gateway.partner_address, partner_tls(credentials.authority.certificate, credentials.partner(retailer))
     )

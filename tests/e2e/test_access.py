@@ -36,10 +36,18 @@ from gateway.settings import DEFAULT_POLICY_FILE
 from services.complaints.app import COMPLAINTS
 from services.loyalty.app import LOYALTY
 from services.offers.app import OFFERS
-from tests.gateway_support import customer_channel, employee_channel, gateway_environment, partner_channel, server_trust
+from tests.gateway_support import (
+    customer_channel,
+    employee_channel,
+    gateway_environment,
+    partner_channel,
+    server_trust,
+    token_channel,
+)
 from tests.processes import ANY_PORT, ServiceProcess, start_process, start_service, wait_until_serving
 from tests.support import create_request, person, request_id, unique_mobile
 from tools.credentials import CertificateFiles, LocalCredentials, issue_partner_certificate, new_certificate_authority
+from tools.local_gateway import partner_tls
 from tools.postgres import PostgresCluster
 
 POLICY: Policy = load_policy(DEFAULT_POLICY_FILE, guarded_methods(), contract_messages())
@@ -514,9 +522,7 @@ async def test_a_call_without_credentials_is_unauthenticated_and_health_stays_op
 async def test_an_expired_token_is_unauthenticated_over_the_wire(system: System) -> None:
     past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=3)
     token = system.credentials.sign({"sub": "agent-7", "roles": ["admin"]}, lifetime_seconds=60, now=past)
-    call_credentials = grpc.access_token_call_credentials(token)
-    secure = grpc.composite_channel_credentials(server_trust(system.credentials), call_credentials)
-    async with grpc.aio.secure_channel(system.gateway.address, secure) as channel:
+    async with token_channel(system.gateway, system.credentials, token) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await customer_service_pb2_grpc.CustomerServiceStub(channel).ListCustomers(
                 customer_service_pb2.ListCustomersRequest(), timeout=5
@@ -548,11 +554,7 @@ async def test_the_probe_port_serves_health_and_nothing_else(system: System) -> 
 
 
 async def partner_call_with(system: System, files: CertificateFiles) -> grpc.StatusCode:
-    trust = grpc.ssl_channel_credentials(
-        root_certificates=system.credentials.authority.certificate.read_bytes(),
-        private_key=files.key.read_bytes(),
-        certificate_chain=files.certificate.read_bytes(),
-    )
+    trust = partner_tls(system.credentials.authority.certificate, files)
     async with grpc.aio.secure_channel(system.gateway.partner_address, trust) as channel:
         try:
             await loyalty_service_pb2_grpc.LoyaltyServiceStub(channel).ListRewards(
