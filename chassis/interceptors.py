@@ -1,5 +1,6 @@
-"""Server interceptor that every service and the gateway run: admission under load, request decoding,
-caller context, error mapping, access log and RED metrics for each call, whatever its streaming shape.
+"""Server interceptor that every service and the gateway run: the call's span, admission under load,
+request decoding, caller context, error mapping, access log and RED metrics for each call, whatever
+its streaming shape. The wrapped handler of each method is made once and kept.
 
 Health and reflection are never held back by admission, so probes answer however busy the server is.
 Requests are decoded here rather than by grpc, so that bytes that are not the method's message are
@@ -15,13 +16,15 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span
 
 from chassis.admission import Admission
 from chassis.caller import SUBJECT_KEY, caller_from_metadata, current_caller, set_current_caller
 from chassis.errors import DomainError, InvalidArgument
 from chassis.guard import CallGuard, GuardedCall
 from chassis.status import STATUS_DETAILS_KEY, grpc_code, to_status
+from chassis.telemetry import end_call_span, server_span
 
 access_log = logging.getLogger("crm.access")
 error_log = logging.getLogger("crm.errors")
@@ -54,7 +57,7 @@ _CLAIMED_FAIRNESS_KEYS = ("authorization", "x-crm-user")
 
 
 class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
-    """Admits, decodes, binds the caller, maps domain errors to google.rpc.Status, logs and measures."""
+    """Traces, admits, decodes, binds the caller, maps domain errors to google.rpc.Status, logs and measures."""
 
     def __init__(
         self,
@@ -69,16 +72,27 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         # Only servers behind the gateway believe caller metadata; the gateway sets it itself.
         self._trust_caller_metadata = trust_caller_metadata
         self._guard = guard
+        self._tracer = trace.get_tracer("crm.chassis")
+        # A server's handlers are registered before it starts: each method's wrapper is made once.
+        self._wrapped: dict[str, Any] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Request, Response] | None"]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> "grpc.RpcMethodHandler[Request, Response] | None":
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method = handler_call_details.method
+        wrapped: grpc.RpcMethodHandler[Request, Response] | None = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return handler
+            wrapped = self._wrapped[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: "grpc.RpcMethodHandler[Request, Response]"
+    ) -> "grpc.RpcMethodHandler[Request, Response]":
         admission = None if method.startswith(UNADMITTED_SERVICES) else self._admission
         decode = handler.request_deserializer
         if handler.unary_unary:
@@ -111,23 +125,26 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, behaviour: Behaviour, decode: Callable[[Any, str], Any], admission: Admission | None
     ) -> Behaviour:
         async def serve(request: Any, context: Context) -> Any:
-            started = self._begin(context)
-            holds_slot = False
-            guarded: GuardedCall | None = None
-            try:
-                if self._guard is not None:
-                    guarded = await self._guard.admit(method, request if isinstance(request, bytes) else None, context)
-                if admission is not None:
-                    await admission.admit(self._fairness_key(context), context.time_remaining())
-                    holds_slot = True
-                response = await behaviour(decode(request, method), context)
-                return response if guarded is None else guarded.respond(response)
-            except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
-                await self._abort(method, error, context)
-            finally:
-                if admission is not None and holds_slot:
-                    admission.release()
-                self._finish(method, started, context, guarded)
+            metadata = context.invocation_metadata()
+            with server_span(self._tracer, method, metadata) as span:
+                started = self._begin(metadata)
+                holds_slot = False
+                guarded: GuardedCall | None = None
+                try:
+                    if self._guard is not None:
+                        raw = request if isinstance(request, bytes) else None
+                        guarded = await self._guard.admit(method, raw, context)
+                    if admission is not None:
+                        await admission.admit(self._fairness_key(context), context.time_remaining())
+                        holds_slot = True
+                    response = await behaviour(decode(request, method), context)
+                    return response if guarded is None else guarded.respond(response)
+                except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
+                    await self._abort(method, error, context)
+                finally:
+                    if admission is not None and holds_slot:
+                        admission.release()
+                    self._finish(method, started, context, guarded, span)
 
         return serve
 
@@ -135,34 +152,37 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, behaviour: Behaviour, decode: Callable[[Any, str], Any], admission: Admission | None
     ) -> Behaviour:
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = self._begin(context)
-            holds_slot = False
-            guarded: GuardedCall | None = None
-            try:
-                if self._guard is not None:
-                    guarded = await self._guard.admit(method, request if isinstance(request, bytes) else None, context)
-                if admission is not None:
-                    await admission.admit(self._fairness_key(context), context.time_remaining())
-                    holds_slot = True
-                responses = behaviour(decode(request, method), context)
-                if inspect.isasyncgen(responses):
-                    async for response in responses:
-                        yield response if guarded is None else guarded.respond(response)
-                else:
-                    # A handler may also write its stream with context.write() and return nothing.
-                    await responses
-            except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
-                await self._abort(method, error, context)
-            finally:
-                if admission is not None and holds_slot:
-                    admission.release()
-                self._finish(method, started, context, guarded)
+            metadata = context.invocation_metadata()
+            with server_span(self._tracer, method, metadata) as span:
+                started = self._begin(metadata)
+                holds_slot = False
+                guarded: GuardedCall | None = None
+                try:
+                    if self._guard is not None:
+                        raw = request if isinstance(request, bytes) else None
+                        guarded = await self._guard.admit(method, raw, context)
+                    if admission is not None:
+                        await admission.admit(self._fairness_key(context), context.time_remaining())
+                        holds_slot = True
+                    responses = behaviour(decode(request, method), context)
+                    if inspect.isasyncgen(responses):
+                        async for response in responses:
+                            yield response if guarded is None else guarded.respond(response)
+                    else:
+                        # A handler may also write its stream with context.write() and return nothing.
+                        await responses
+                except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
+                    await self._abort(method, error, context)
+                finally:
+                    if admission is not None and holds_slot:
+                        admission.release()
+                    self._finish(method, started, context, guarded, span)
 
         return serve
 
-    def _begin(self, context: Context) -> float:
+    def _begin(self, metadata: Any) -> float:
         if self._trust_caller_metadata:
-            set_current_caller(caller_from_metadata(context.invocation_metadata() or ()))
+            set_current_caller(caller_from_metadata(metadata or ()))
         return time.perf_counter()
 
     def _fairness_key(self, context: Context) -> str:
@@ -186,8 +206,9 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(code, status.details, trailing_metadata=((STATUS_DETAILS_KEY, details),))
 
     @staticmethod
-    def _finish(method: str, started: float, context: Context, guarded: GuardedCall | None) -> None:
+    def _finish(method: str, started: float, context: Context, guarded: GuardedCall | None, span: Span) -> None:
         final_code = _code_of(context) or grpc.StatusCode.OK
+        end_call_span(span, final_code)
         if guarded is not None:
             guarded.finish(final_code)
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -26,7 +26,6 @@ from chassis.logs import configure_logging
 from chassis.settings import ServerSettings, SettingsError
 from chassis.telemetry import (
     configure_telemetry,
-    server_interceptors,
     shutdown_telemetry,
 )
 
@@ -206,7 +205,6 @@ def build_server(
     )
     server = grpc.aio.server(
         interceptors=[
-            *server_interceptors(),
             ServiceCallInterceptor(
                 error_domain, admission=admission, trust_caller_metadata=trust_caller_metadata, guard=guard
             ),

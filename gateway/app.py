@@ -58,17 +58,26 @@ def build_gateway_server(settings: GatewaySettings, *, clock: Clock = SYSTEM_CLO
         policy = load_policy(settings.policy_file, methods, contract_messages())
     except PolicyError as error:
         raise SettingsError("GATEWAY_POLICY_FILE", str(error)) from None
-    # One channel per backend address, shared by every service that backend serves.
+    # One channel per backend address, shared by every service that backend serves, for the gateway's
+    # own calls (owners, health); and one per address for forwarding, which traces its calls itself.
     targets = settings.backend_targets
-    by_target = {
-        target: open_channel(
-            target,
-            service_names=[name for name, t in targets.items() if t == target],
-            max_message_bytes=settings.server.max_message_bytes,
-        )
-        for target in set(targets.values())
-    }
-    channels = {name: by_target[target] for name, target in targets.items()}
+
+    def channels_by_service(*, traced: bool) -> dict[str, grpc.aio.Channel]:
+        by_target = {
+            target: open_channel(
+                target,
+                service_names=[name for name, t in targets.items() if t == target],
+                max_message_bytes=settings.server.max_message_bytes,
+                traced=traced,
+            )
+            for target in set(targets.values())
+        }
+        opened.extend(by_target.values())
+        return {name: by_target[target] for name, target in targets.items()}
+
+    opened: list[grpc.aio.Channel] = []
+    channels = channels_by_service(traced=True)
+    forwarding_channels = channels_by_service(traced=False)
     database = Database(create_engine(settings.database, application_name="gateway"))
     audit_trail = AuditTrail(database)
     access = Access(
@@ -88,7 +97,7 @@ def build_gateway_server(settings: GatewaySettings, *, clock: Clock = SYSTEM_CLO
         audit_trail=audit_trail,
         clock=clock,
     )
-    forwarder = Forwarder(channels, settings.max_deadline_seconds)
+    forwarder = Forwarder(forwarding_channels, settings.max_deadline_seconds)
     backend_health = BackendHealth(channels)
     key_and_chain = [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
     partner_ca = settings.partner_ca_file.read_bytes()
@@ -116,7 +125,7 @@ def build_gateway_server(settings: GatewaySettings, *, clock: Clock = SYSTEM_CLO
     backend_health.listen(server.report)
 
     async def close_channels() -> None:
-        for channel in by_target.values():
+        for channel in opened:
             await channel.close()
 
     server.on_start.extend([backend_health.start, audit_trail.start])

@@ -1,9 +1,9 @@
 """Generic forwarding of every exposed method to its backend, bytes in and bytes out.
 
 Each call, authenticated and authorised by the gateway's guard (`gateway.access`), is sent on with
-the caller's remaining deadline (capped), the trace context (by the client interceptor) and the
-caller identity; the backend's status code, message and details (ErrorInfo, BadRequest) come back
-unchanged.
+the caller's remaining deadline (capped), the trace context (in a client span of the forwarder's own,
+on channels without interceptors) and the caller identity; the backend's status code, message and
+details (ErrorInfo, BadRequest) come back unchanged.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,10 +11,12 @@ from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
+from opentelemetry import trace
 
 from chassis.caller import current_caller
 from chassis.errors import DomainError
 from chassis.status import STATUS_DETAILS_KEY, to_status
+from chassis.telemetry import client_span, end_call_span
 from gateway.access import forwardable_metadata
 from gateway.routes import ExposedService
 
@@ -31,6 +33,7 @@ class Forwarder:
     def __init__(self, channels: dict[str, grpc.aio.Channel], max_deadline_seconds: float) -> None:
         self._channels = channels
         self._max_deadline = max_deadline_seconds
+        self._tracer = trace.get_tracer("crm.gateway")
 
     def handlers(self, services: tuple[ExposedService, ...]) -> list[grpc.GenericRpcHandler]:
         """One generic handler per exposed service, covering its public methods."""
@@ -58,12 +61,16 @@ class Forwarder:
         self, service: str, path: str, call: Callable[..., Awaitable[bytes]]
     ) -> Callable[[Any, Context], Awaitable[bytes]]:
         async def forward(request: Any, context: Context) -> bytes:
-            options = self._call_options(path, context)
-            try:
-                return await call(request, **options)
-            except grpc.aio.AioRpcError as error:
-                await _relay_error(error, context, service)
-                raise  # pragma: no cover - relay always aborts
+            timeout, metadata = self._call_options(context)
+            with client_span(self._tracer, path, metadata) as span:
+                try:
+                    response = await call(request, timeout=timeout, metadata=metadata)
+                except grpc.aio.AioRpcError as error:
+                    end_call_span(span, error.code())
+                    await _relay_error(error, context, service)
+                    raise  # pragma: no cover - relay always aborts
+                end_call_span(span, grpc.StatusCode.OK)
+                return response
 
         return forward
 
@@ -71,22 +78,26 @@ class Forwarder:
         self, service: str, path: str, call: Callable[..., Any]
     ) -> Callable[[Any, Context], AsyncIterator[bytes]]:
         async def forward(request: Any, context: Context) -> AsyncIterator[bytes]:
-            options = self._call_options(path, context)
-            try:
-                async for response in call(request, **options):
-                    yield response
-            except grpc.aio.AioRpcError as error:
-                await _relay_error(error, context, service)
+            timeout, metadata = self._call_options(context)
+            with client_span(self._tracer, path, metadata) as span:
+                try:
+                    async for response in call(request, timeout=timeout, metadata=metadata):
+                        yield response
+                except grpc.aio.AioRpcError as error:
+                    end_call_span(span, error.code())
+                    await _relay_error(error, context, service)
+                end_call_span(span, grpc.StatusCode.OK)
 
         return forward
 
-    def _call_options(self, path: str, context: Context) -> dict[str, Any]:
+    def _call_options(self, context: Context) -> tuple[float, list[tuple[str, str | bytes]]]:
+        """The backend call's timeout and metadata."""
         # The gateway's guard has proven and authorised the caller before this handler runs.
         metadata = tuple(context.invocation_metadata() or ())
         caller = current_caller()
         remaining = context.time_remaining()
         timeout = self._max_deadline if remaining is None else min(remaining, self._max_deadline)
-        return {"timeout": timeout, "metadata": forwardable_metadata(metadata, caller)}
+        return timeout, forwardable_metadata(metadata, caller)
 
 
 # Codes a failure gets from the transport rather than from a backend's own answer.
