@@ -26,6 +26,10 @@ from crm.common.v1 import events_pb2, events_pb2_grpc
 
 log = logging.getLogger("crm.events")
 
+UNREACHABLE_QUIETLY_SECONDS = 10.0
+"""How long a feed may stay unreachable before each failed reconnection is a warning: a producer that
+starts beside its consumers, or restarts, is not up for a moment (INFO until then)."""
+
 APPLIED_EVENTS_POSITION_INDEX = (
     "CREATE INDEX IF NOT EXISTS applied_events_position ON applied_events (consumer, producer, position)"
 )
@@ -96,10 +100,13 @@ class EventConsumer:
     async def run_until_stopped(self) -> None:
         """Follows the feed, applying events as they come, until `stop`; reconnects after failures."""
         backoff = self._initial_backoff
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None  # since when every attempt failed; None while following
         while not self._stopped.is_set():
             try:
                 await self._read(follow=True, timeout_seconds=self._stream_seconds)
                 backoff = self._initial_backoff
+                failing_since = None
             except asyncio.CancelledError:
                 if self._stopped.is_set() and not _cancelled_from_outside():
                     return
@@ -108,13 +115,24 @@ class EventConsumer:
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     # The call's planned end: renew it at once.
                     backoff = self._initial_backoff
+                    failing_since = None
                     continue
                 if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
                     # EVENTS_PRUNED: the producer no longer holds the events after the cursor; retrying
                     # cannot help until an operator decides how this consumer recovers.
                     log.error("event feed %s refused the cursor: %s", self.producer, error.details())
                 else:
-                    log.warning("event feed %s failed (%s); reconnecting", self.producer, error.code().name)
+                    failing_since = loop.time() if failing_since is None else failing_since
+                    unreachable_for = loop.time() - failing_since
+                    unavailable = error.code() == grpc.StatusCode.UNAVAILABLE
+                    quiet = unavailable and unreachable_for < UNREACHABLE_QUIETLY_SECONDS
+                    log.log(
+                        logging.INFO if quiet else logging.WARNING,
+                        "event feed %s failed (%s); reconnecting",
+                        self.producer,
+                        error.code().name,
+                        extra={"unreachable_seconds": round(unreachable_for, 1)},
+                    )
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
             except Exception:

@@ -200,6 +200,7 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
             code, status = grpc_code(error), to_status(error, self._error_domain)
         else:
             error_log.exception("unexpected error in %s", method)
+            trace.get_current_span().record_exception(error)
             internal = DomainError("INTERNAL", "internal error; it was logged with this call's trace id")
             code, status = grpc.StatusCode.INTERNAL, to_status(internal, self._error_domain)
         details = dict(status.trailing_metadata)[STATUS_DETAILS_KEY]

@@ -2,9 +2,10 @@
 
 Makes the local credentials on first use (tools.credentials: an operator CA, the gateway's TLS
 certificate, the demo retail chain's client certificate, a token-signing key and its JWKS, in
-<CRM_DATA_DIR>/credentials/), starts PostgreSQL (see tools.postgres), applies migrations (the
-gateway's audit trail database too), starts the services and the gateway (`CHILDREN`) as child
-processes, each once the children it calls serve, waits until each reports SERVING on the standard
+<CRM_DATA_DIR>/credentials/), starts PostgreSQL (see tools.postgres), applies the migrations of every
+database (the gateway's audit trail database too) in one process (tools.migrate_databases), starts the
+services at once and then the gateway (`CHILDREN`) as child processes, every address known before
+the first starts (a port 0 is taken free first), waits until each reports SERVING on the standard
 gRPC health check (the gateway's on its plaintext probe address, as its main address serves TLS
 only), loads demo data into an empty system with real credentials (tools.demo_data and the demo
 modules beside it: customers, their usage and bills, loyalty, the offers catalog and coverage,
@@ -22,7 +23,8 @@ exit code 1. Ctrl-C or SIGTERM stops everything, the gateway first, with exit co
 The embedded PostgreSQL is stopped by its data folder, so also after it was restarted underneath the
 launcher; a server given by CRM_POSTGRES_URL is left running.
 
-Each child's log (JSON lines) goes to <CRM_DATA_DIR>/logs/<child>.log, migrations included; the
+Each child's log (JSON lines) goes to <CRM_DATA_DIR>/logs/<child>.log, the migrations' to
+database-migrations.log; the
 terminal shows the launcher's own lines and the children's warnings and errors, so that the banner
 stays readable.
 
@@ -67,6 +69,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -151,6 +154,10 @@ class ChildSpec:
     """Its further listen addresses, pinned to their bound ports like the main one."""
     health_listener: str = ""
     """The port key of the plaintext listener its health is asked on; "" for the main address."""
+    follows_dialled: bool = False
+    """Whether it starts only once the children it dials serve: its own readiness follows theirs (the
+    gateway's). The others start at once: they reach those they dial when they call, and their event
+    feeds reconnect by themselves."""
 
     @property
     def address_variable(self) -> str:
@@ -167,11 +174,16 @@ class ChildSpec:
         """Its log file's name in the log folder."""
         return self.name.replace(" ", "-") + ".log"
 
+    @property
+    def migrations(self) -> str:
+        """The folder of its database's revisions, relative to the repository."""
+        return str(Path(*self.module.split("."), "migrations"))
+
 
 PARTNER_PORT = "partner_port"
 PROBE_PORT = "probe_port"
-# A child dials only those before it, and starts once they serve (those that wait on no one else start
-# together); stopped in the reverse order.
+# A child dials only those before it; the gateway starts once those it dials serve, the others together.
+# Stopped in the reverse order.
 CHILDREN = (
     ChildSpec("customer service", "services.customer", "CUSTOMER", 50051, database="crm_customer"),
     ChildSpec(
@@ -221,9 +233,12 @@ CHILDREN = (
             Listener(PROBE_PORT, "GATEWAY_PROBE_ADDRESS", "127.0.0.1:0"),
         ),
         health_listener=PROBE_PORT,
+        follows_dialled=True,
     ),
 )
 DATABASES = {spec.database_variable: spec.database for spec in CHILDREN if spec.database}
+MIGRATIONS = ChildSpec("database migrations", "tools.migrate_databases", "MIGRATIONS", 0)
+"""The process applying every child's migrations, as the launcher's messages and logs name it."""
 DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:50050"
 SEARCH = "crm.customer.v1.CustomerService/SearchCustomers"
 LOYALTY = "crm.loyalty.v1.LoyaltyService"
@@ -315,13 +330,20 @@ def dial_address(listen_address: str) -> str:
 
 
 class Supervisor:
-    """Starts the children, each once those it dials serve, starts again any that exits, and stops them all."""
+    """Starts the children (the gateway once those it dials serve), starts again any that exits, and
+    stops them all."""
 
     def __init__(self, environment: dict[str, str], environ: Mapping[str, str], log_dir: Path) -> None:
         self.environment = environment
-        """What the next child process is started with; listen addresses are pinned once bound."""
+        """What the next child process is started with; every listen address fixed before the first."""
         self.log_dir = log_dir
-        self._given_targets = {target for spec in CHILDREN for target in spec.dials if environ.get(target, "").strip()}
+        given_targets = {target for spec in CHILDREN for target in spec.dials if environ.get(target, "").strip()}
+        _fix_free_ports(environment)
+        for spec in CHILDREN:
+            for target, prefix in spec.dials.items():
+                if target not in given_targets:
+                    dialled = next(other for other in CHILDREN if other.prefix == prefix)
+                    environment[target] = dial_address(environment[dialled.address_variable])
         log_dir.mkdir(parents=True, exist_ok=True)
         self.children = [Child(spec, (log_dir / spec.log_name).open("wb")) for spec in CHILDREN]
 
@@ -334,23 +356,36 @@ class Supervisor:
         return next(child.listener_addresses[port_key] for child in self.children if child.spec.prefix == prefix)
 
     async def migrate(self) -> None:
-        """Applies the migrations of every child that has a database, all at once (each has its own)."""
-        try:
-            async with asyncio.TaskGroup() as migrations:
-                for child in self.children:
-                    if child.spec.database:
-                        migrations.create_task(self._migrate(child))
-        except* LaunchError as failures:
-            raise failures.exceptions[0] from None
+        """Applies the migrations of every child that has a database (each its own), one after the
+        other in one process; LaunchError naming its log if they fail."""
+        databases = [f"{c.spec.database_variable}={c.spec.migrations}" for c in self.children if c.spec.database]
+        _say("applying the database migrations")
+        with (self.log_dir / MIGRATIONS.log_name).open("wb") as log:
+            migrations = Child(MIGRATIONS, log)
+            process = await _spawn([MIGRATIONS.module, *databases], self.environment)
+            output = asyncio.create_task(_copy_output(migrations, process, None))
+            try:
+                code = await asyncio.wait_for(process.wait(), MIGRATION_TIMEOUT_SECONDS)
+            except TimeoutError:
+                waited = f"{MIGRATION_TIMEOUT_SECONDS:.0f} s"
+                raise LaunchError(f"the database migrations did not finish within {waited}") from None
+            finally:
+                # On Ctrl-C too: in a session of its own, the migration would otherwise run on unattended.
+                await _kill(process)
+                await asyncio.wait({output}, timeout=OUTPUT_DRAIN_SECONDS)
+        if code != 0:
+            log_path = shown_path(self.log_dir / MIGRATIONS.log_name)
+            raise LaunchError(f"the database migrations failed with exit code {code} (their log: {log_path})")
 
     async def start_all(self, supervision: asyncio.TaskGroup) -> None:
-        """Starts every child once the children it dials serve, and has `supervision` keep each running;
-        LaunchError if one does not start."""
+        """Starts every child, the gateway once the children it dials serve, and has `supervision` keep
+        each running; LaunchError if one does not start."""
         serving = {child.spec.prefix: asyncio.Event() for child in self.children}
 
         async def start_once_its_targets_serve(child: Child) -> None:
-            for prefix in sorted(set(child.spec.dials.values())):
-                await serving[prefix].wait()
+            if child.spec.follows_dialled:
+                for prefix in sorted(set(child.spec.dials.values())):
+                    await serving[prefix].wait()
             await self.start(child)
             serving[child.spec.prefix].set()
             supervision.create_task(self.keep_running(child), name=f"keep {child.spec.name} running")
@@ -426,23 +461,6 @@ class Supervisor:
                 child.output.cancel()
             child.log.close()
 
-    async def _migrate(self, child: Child) -> None:
-        _say(f"applying {child.spec.name} database migrations")
-        process = await _spawn([child.spec.module, "migrate"], self.environment)
-        output = asyncio.create_task(_copy_output(child, process, None))
-        try:
-            code = await asyncio.wait_for(process.wait(), MIGRATION_TIMEOUT_SECONDS)
-        except TimeoutError:
-            waited = f"{MIGRATION_TIMEOUT_SECONDS:.0f} s"
-            raise LaunchError(f"{child.spec.name} migrations did not finish within {waited}") from None
-        finally:
-            # On Ctrl-C too: in a session of its own, the migration would otherwise run on unattended.
-            await _kill(process)
-            await asyncio.wait({output}, timeout=OUTPUT_DRAIN_SECONDS)
-        if code != 0:
-            log = shown_path(self.log_dir / child.spec.log_name)
-            raise LaunchError(f"{child.spec.name} migrations failed with exit code {code} (its log: {log})")
-
     async def _launch(self, child: Child) -> None:
         """Starts a process for the child and returns once it serves, its listen address pinned to the
         port it bound so that a restart comes back there; LaunchError if it exits or takes too long."""
@@ -462,10 +480,6 @@ class Supervisor:
             if listener.port_key not in ports:
                 raise LaunchError(f"{spec.name} logged no {listener.port_key} for {listener.variable}")
             child.listener_addresses[listener.port_key] = self._pin(listener.variable, ports[listener.port_key])
-        for other in CHILDREN:
-            for target, prefix in other.dials.items():
-                if prefix == spec.prefix and target not in self._given_targets:
-                    self.environment[target] = child.address
         health_address = child.listener_addresses[spec.health_listener] if spec.health_listener else child.address
         await _wait_until_serving(child, process, health_address, give_up_at)
         child.serving_since = loop.time()
@@ -528,6 +542,19 @@ async def _serve(supervisor: Supervisor, credentials: LocalCredentials, demo_cus
             _print_welcome(gateway, examples, supervisor.log_dir, development_identity=development_identity)
     except* LaunchError as failures:
         raise failures.exceptions[0] from None
+
+
+def _fix_free_ports(environment: dict[str, str]) -> None:
+    """Gives every listen address on port 0 a free port of its host now, so that every child knows
+    where the others listen before any starts. (Another program could take the port before the child
+    binds it; the child then fails to start, saying so.)"""
+    for spec in CHILDREN:
+        for variable in (spec.address_variable, *(listener.variable for listener in spec.listeners)):
+            host, _, port = environment[variable].rpartition(":")
+            if port == "0":
+                with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as probe:
+                    probe.bind((host.strip("[]") or "0.0.0.0", 0))
+                    environment[variable] = f"{host}:{probe.getsockname()[1]}"
 
 
 async def _spawn(arguments: Sequence[str], environment: Mapping[str, str]) -> asyncio.subprocess.Process:
