@@ -9,15 +9,19 @@ key: an event applied twice would show as two rows. Configured by environment va
 import asyncio
 import signal
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from chassis.database import Database, create_engine
-from chassis.event_consumer import EventConsumer
+from chassis.database import Database, async_url, create_engine
+from chassis.event_consumer import CONSUMER_DDL, EventConsumer
 from chassis.server import run_process
 from chassis.settings import DatabaseSettings, Environment
 from crm.common.v1 import events_pb2
+
+if TYPE_CHECKING:
+    from tools.postgres import PostgresCluster
 
 CONSUMED_EVENTS_DDL = """
     CREATE TABLE consumed_events (
@@ -27,6 +31,19 @@ CONSUMED_EVENTS_DDL = """
     )
 """
 """The effect the consumer applies: one row per event applied (created by the test)."""
+
+
+async def fresh_consumer_database(postgres: "PostgresCluster", name: str) -> str:
+    """The URL of a new, empty database `name` of a consumer (dropped first if it was there): its
+    cursor and applied-event tables and `consumed_events`."""
+    postgres.drop_database(name)
+    url = postgres.ensure_database(name)
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as connection:
+        for statement in (*CONSUMER_DDL, CONSUMED_EVENTS_DDL):
+            await connection.execute(text(statement))
+    await engine.dispose()
+    return url
 
 
 async def record_consumed_event(session: AsyncSession, event: events_pb2.Event) -> None:

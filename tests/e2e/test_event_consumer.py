@@ -13,14 +13,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from chassis.database import Database, async_url, create_engine
-from chassis.event_consumer import CONSUMER_DDL, EventConsumer
+from chassis.event_consumer import EventConsumer
 from chassis.outbox import append_event
 from chassis.server import ServiceServer
 from chassis.settings import DatabaseSettings, Environment
 from crm.common.v1 import events_pb2
 from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
-from tests.event_consumer_process import CONSUMED_EVENTS_DDL, record_consumed_event
+from tests.event_consumer_process import fresh_consumer_database, record_consumed_event
 from tests.event_support import feed_end
 from tests.processes import ANY_PORT, ServiceProcess, start_process
 from tools.postgres import PostgresCluster
@@ -32,14 +32,7 @@ Payload = Callable[[str], Message]
 @pytest.fixture
 async def consumer_database_url(postgres: PostgresCluster, worker_id: str) -> AsyncIterator[str]:
     """A fresh database of a consumer, with its cursor and applied-event tables and its effect table."""
-    name = f"event_consumer_{worker_id}"
-    postgres.drop_database(name)
-    url = postgres.ensure_database(name)
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as connection:
-        for statement in (*CONSUMER_DDL, CONSUMED_EVENTS_DDL):
-            await connection.execute(text(statement))
-    await engine.dispose()
+    url = await fresh_consumer_database(postgres, f"event_consumer_{worker_id}")
     yield url
 
 

@@ -5,14 +5,12 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis import event_consumer
-from chassis.database import Database, async_url, create_engine
-from chassis.event_consumer import CONSUMER_DDL, EventConsumer
+from chassis.database import Database, create_engine
+from chassis.event_consumer import EventConsumer
 from chassis.settings import DatabaseSettings, Environment
-from tests.event_consumer_process import CONSUMED_EVENTS_DDL, record_consumed_event
+from tests.event_consumer_process import fresh_consumer_database, record_consumed_event
 from tests.processes import refused_address
 from tools.postgres import PostgresCluster
 
@@ -21,14 +19,7 @@ QUIET_SECONDS = 0.6
 
 @pytest.fixture
 async def consumer_database(postgres: PostgresCluster, worker_id: str) -> AsyncIterator[Database]:
-    name = f"reconnecting_consumer_{worker_id}"
-    postgres.drop_database(name)
-    url = postgres.ensure_database(name)
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as connection:
-        for statement in (*CONSUMER_DDL, CONSUMED_EVENTS_DDL):
-            await connection.execute(text(statement))
-    await engine.dispose()
+    url = await fresh_consumer_database(postgres, f"reconnecting_consumer_{worker_id}")
     settings = DatabaseSettings.from_environment(Environment({"TEST_DATABASE_URL": url}), "TEST")
     database = Database(create_engine(settings, application_name="reconnection-test"))
     yield database

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from chassis.caller import Caller, set_current_caller
 from chassis.clock import ManualClock
 from chassis.database import Database, async_url, create_engine
-from chassis.event_consumer import CONSUMER_DDL, EventConsumer
+from chassis.event_consumer import EventConsumer
 from chassis.idempotency import IdempotentRunner, idempotency_table
 from chassis.outbox import NewEvent, append_events, sequence_pending
 from chassis.retention import (
@@ -39,7 +39,7 @@ from services.customer.app import CUSTOMER
 from services.customer.settings import CustomerSettings
 from services.loyalty.app import LOYALTY
 from services.loyalty.settings import LoyaltySettings
-from tests.event_consumer_process import CONSUMED_EVENTS_DDL, record_consumed_event
+from tests.event_consumer_process import fresh_consumer_database, record_consumed_event
 from tests.support import failure
 from tools.postgres import PostgresCluster
 
@@ -110,14 +110,7 @@ async def loyalty_database(retention_loyalty_url: str, loyalty_engine: AsyncEngi
 @pytest.fixture
 async def consumer_url(postgres: PostgresCluster, worker_id: str) -> AsyncIterator[str]:
     """A fresh consumer database: cursors, applied ids and one row per effect (`consumed_events`)."""
-    name = f"retention_consumer_{worker_id}"
-    postgres.drop_database(name)
-    url = postgres.ensure_database(name)
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as connection:
-        for statement in (*CONSUMER_DDL, CONSUMED_EVENTS_DDL):
-            await connection.execute(text(statement))
-    await engine.dispose()
+    url = await fresh_consumer_database(postgres, f"retention_consumer_{worker_id}")
     yield url
 
 
