@@ -63,7 +63,7 @@ async def insert_audit_records(session: AsyncSession, records: "Sequence[AuditRe
         raise ValueError(f"at most {MAX_ROWS_PER_INSERT} audit records go in one INSERT, got {len(records)}")
     if records:
         rows = [_columns(record) for record in records]
-        await session.execute(_INSERT, {column: [row[column] for row in rows] for column in _INSERTED})
+        await session.execute(_INSERT, {column: [row[column] for row in rows] for column in rows[0]})
 
 
 async def select_audit_records(
@@ -95,19 +95,6 @@ def storable_text(text: str) -> str:
     return kept if len(kept) <= MAX_TEXT_CHARS else kept[: MAX_TEXT_CHARS - 1] + "…"
 
 
-_INSERTED = (
-    "time",
-    "subject",
-    "caller_kind",
-    "roles",
-    "tenant",
-    "method",
-    "resource",
-    "outcome",
-    "reason",
-    "trace_id",
-    "record_id",
-)
 # Roles go as one JSON array per record, since a column of arrays would be one two-dimensional array
 # that unnest flattens. Rows are numbered in the batch's order, the order their ids are drawn in. A
 # batch retried after its commit was lost on the way back is stored once.

@@ -24,9 +24,8 @@ The embedded PostgreSQL is stopped by its data folder, so also after it was rest
 launcher; a server given by CRM_POSTGRES_URL is left running.
 
 Each child's log (JSON lines) goes to <CRM_DATA_DIR>/logs/<child>.log, the migrations' to
-database-migrations.log; the
-terminal shows the launcher's own lines and the children's warnings and errors, so that the banner
-stays readable.
+database-migrations.log; the terminal shows the launcher's own lines and the children's warnings and
+errors, so that the banner stays readable.
 
 Environment, all optional:
   CRM_DATA_DIR             where this machine's state goes: the embedded server's data in postgres/,
