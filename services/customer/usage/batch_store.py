@@ -64,7 +64,8 @@ _STAGED_COLUMNS = [
 # Each line of `plausible` and `usage_date` is a rule of check_record, whose order only picks the
 # reason: here only whether a record passes matters (the reasons of refused records are read from the
 # rules). Amounts: NaN sorts above infinity in PostgreSQL. Records are stored sorted so that
-# concurrent batches take the key's locks in one order.
+# concurrent batches take the key's locks in one order. `{on_conflict}` is what becomes of a record
+# stored before (see `store_batch`).
 _STORE = """
 WITH staged AS (
     SELECT b.position, b.record_id,
@@ -102,7 +103,7 @@ stored AS (
     SELECT record_id, subscription_id, customer_id, usage_date, on_net, off_net, international, sms, data, roaming,
            area, technology
     FROM matched ORDER BY record_id, usage_date
-    ON CONFLICT (record_id, usage_date) DO NOTHING
+    {on_conflict}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored) AS stored,
@@ -112,6 +113,10 @@ SELECT (SELECT count(*) FROM stored) AS stored,
        (SELECT count(*) FROM firsts) AS passed,
        (SELECT count(*) FROM checked WHERE passed) AS passed_with_repeats
 """
+_STORE_NEW = _STORE.format(on_conflict="")
+"""Stores every record that passes; a record stored before is a unique violation."""
+_STORE_SKIPPING_STORED = _STORE.format(on_conflict="ON CONFLICT (record_id, usage_date) DO NOTHING")
+"""Stores the records that pass and were not stored before, skipping the others."""
 # Labels by code from 1, None where a code has none: `labels[code]` is SQL's RADIO_TECHNOLOGIES.get(code).
 _TECHNOLOGY_LABELS = [RADIO_TECHNOLOGIES.get(code) for code in range(1, max(RADIO_TECHNOLOGIES) + 1)]
 
@@ -124,19 +129,27 @@ async def store_batch(session: AsyncSession, batch: StagedBatch, checks: RecordC
     connection = await raw_connection(session)
     await connection.execute(_STAGING)
     await connection.copy_records_to_table("usage_batch", records=batch.rows, columns=_STAGED_COLUMNS)
+    arguments = (
+        list(batch.numbers),
+        list(batch.numbers.values()),
+        checks.today,
+        checks.kept_since,
+        WHITESPACE,
+        _TECHNOLOGY_LABELS,
+        MAX_RECORD_ID_LENGTH,
+        MAX_AREA_LENGTH,
+        UNKNOWN,
+    )
     try:
-        [row] = await connection.fetch(
-            _STORE,
-            list(batch.numbers),
-            list(batch.numbers.values()),
-            checks.today,
-            checks.kept_since,
-            WHITESPACE,
-            _TECHNOLOGY_LABELS,
-            MAX_RECORD_ID_LENGTH,
-            MAX_AREA_LENGTH,
-            UNKNOWN,
-        )
+        try:
+            # Nearly every batch is new records: a plain insert costs PostgreSQL about a quarter less
+            # than one checking each record for a conflict first. A batch repeating a stored record (a
+            # retry, or another stream's copy, waited for until it commits) undoes only this savepoint
+            # and is stored again skipping what is stored; the key stays the one guard either way.
+            async with connection.transaction():
+                [row] = await connection.fetch(_STORE_NEW, *arguments)
+        except asyncpg.UniqueViolationError:
+            [row] = await connection.fetch(_STORE_SKIPPING_STORED, *arguments)
     except asyncpg.CheckViolationError as error:
         if "no partition" not in str(error):
             raise

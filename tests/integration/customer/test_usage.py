@@ -137,6 +137,21 @@ async def test_a_replayed_batch_adds_nothing(
     assert await profile(usage, subscription.name) == before
 
 
+async def test_a_batch_repeating_some_stored_records_stores_only_the_others(
+    customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
+):
+    subscription = await new_line(customer_stub)
+    stored = [record(subscription.msisdn, LAST_MONTH + timedelta(days=d), data_mb=1.0) for d in range(3)]
+    await ingest(usage, stored)
+    new = [record(subscription.msisdn, LAST_MONTH + timedelta(days=d), data_mb=10.0) for d in range(3, 5)]
+    reply = await ingest(usage, [new[0], *stored, new[1]])
+    assert (reply.accepted, reply.duplicates, reply.rejected) == (2, 3, 0)
+    await folded(customer_database)
+    month = (await profile(usage, subscription.name)).months[0]
+    assert month.record_count == 5 and month.active_days == 5
+    assert month.data_mb == pytest.approx(23.0)
+
+
 async def test_a_repeated_record_within_a_batch_counts_once(
     customer_stub: CustomerServiceStub, usage: UsageServiceStub, customer_database: Database
 ):
