@@ -81,7 +81,9 @@ def build_gateway_server(settings: GatewaySettings, *, clock: Clock = SYSTEM_CLO
     database = Database(create_engine(settings.database, application_name="gateway"))
     audit_trail = AuditTrail(database)
     access = Access(
-        authenticator=Authenticator(TokenVerifier(settings.tokens), development_identity=settings.development_identity),
+        authenticator=Authenticator(
+            TokenVerifier(settings.tokens, clock), development_identity=settings.development_identity
+        ),
         policy=policy,
         methods=methods,
         partner_customers=PartnerCustomers(

@@ -13,15 +13,17 @@ Anything else is UNAUTHENTICATED, with a reason the caller can act on and nothin
 """
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import jwt
 from cachetools import TTLCache
 
 from chassis.caller import Caller
+from chassis.clock import Clock, SystemClock
 from chassis.errors import Unauthenticated
 from gateway.settings import TokenSettings
 
@@ -34,7 +36,10 @@ _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # costs more than the rest of a forwarded call.
 _VERIFIED_TOKENS_KEPT = 10_000
 _VERIFIED_TOKEN_SECONDS = 60.0
-_KEY_SET_RELOAD_SECONDS = 30.0
+KEY_SET_CHECK_INTERVAL = timedelta(seconds=5)
+"""How often the key set file is read again: a key published there verifies at once (an unknown `kid`
+reads the file at once), a key removed from it stops verifying within this time, cached tokens too."""
+_log = logging.getLogger(__name__)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 AuthContext = Mapping[str, Iterable[bytes]]
@@ -49,16 +54,23 @@ class Credentials:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens against a JWKS file, re-reading it when an unknown `kid` appears."""
+    """Verifies bearer tokens against a JWKS file, which follows the identity provider's rotations:
+    it is read again every KEY_SET_CHECK_INTERVAL of `clock` and whenever an unknown `kid` appears; when
+    its keys change, every token verified before is verified again."""
 
-    def __init__(self, settings: TokenSettings) -> None:
+    def __init__(self, settings: TokenSettings, clock: Clock | None = None) -> None:
         self._settings = settings
-        self._keys = _read_key_set(settings.key_set_file)
-        self._read_at = time.monotonic()
+        self._clock = clock or SystemClock()
+        self._document = settings.key_set_file.read_bytes()
+        self._keys = _key_set(self._document)
+        self._checked_at = self._clock.now()
         self._verified: TTLCache[str, tuple[Caller, float]] = TTLCache(_VERIFIED_TOKENS_KEPT, _VERIFIED_TOKEN_SECONDS)
 
     def caller(self, token: str) -> Caller:
         """The caller a valid token names; UNAUTHENTICATED otherwise."""
+        now = self._clock.now()
+        if now - self._checked_at >= KEY_SET_CHECK_INTERVAL:
+            self._check_key_set(now)
         kept = self._verified.get(token)
         if kept is not None and kept[1] > time.time():
             return kept[0]
@@ -103,13 +115,31 @@ class TokenVerifier:
         return claims
 
     def _key(self, key_id: str) -> jwt.PyJWK:
-        if key_id not in self._keys and time.monotonic() - self._read_at > _KEY_SET_RELOAD_SECONDS:
+        if key_id not in self._keys:
             # Keys rotate: a new `kid` may have been published since the set was read.
-            self._keys = _read_key_set(self._settings.key_set_file)
-            self._read_at = time.monotonic()
+            self._check_key_set(self._clock.now())
         if key_id not in self._keys:
             raise _refused("TOKEN_KEY_UNKNOWN", "the bearer token is signed with a key this gateway does not know")
         return self._keys[key_id]
+
+    def _check_key_set(self, now: datetime) -> None:
+        """Reads the key set file again; a changed one replaces the keys and forgets verified tokens.
+        A file that cannot be read or parsed (half written) leaves the keys as they were."""
+        self._checked_at = now
+        try:
+            document = self._settings.key_set_file.read_bytes()
+            if document == self._document:
+                return
+            keys = _key_set(document)
+        except (OSError, ValueError, jwt.PyJWTError) as error:
+            _log.warning(
+                "the token key set cannot be read; the keys read before stay in use",
+                extra={"key_set_file": str(self._settings.key_set_file), "error": str(error)},
+            )
+            return
+        self._document, self._keys = document, keys
+        self._verified.clear()
+        _log.info("the token key set changed", extra={"key_ids": sorted(keys)})
 
 
 class Authenticator:
@@ -182,11 +212,15 @@ def _text_values(metadata: Metadata) -> dict[str, str]:
     return {key: value for key, value in metadata if isinstance(value, str)}
 
 
-def _read_key_set(path: Path) -> dict[str, jwt.PyJWK]:
-    """The keys of a JWKS file by `kid`; only asymmetric keys (a symmetric key would verify forgeries)."""
-    document = json.loads(path.read_text())
+def _key_set(document: bytes) -> dict[str, jwt.PyJWK]:
+    """The keys of a JWKS document by `kid`; only asymmetric keys (a symmetric key would verify forgeries)."""
+    parsed = json.loads(document)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("keys", []), list):
+        raise ValueError("a key set is a JSON object whose `keys` is a list")
     keys: dict[str, jwt.PyJWK] = {}
-    for entry in document.get("keys", []):
+    for entry in parsed.get("keys", []):
+        if not isinstance(entry, dict):
+            raise ValueError("each key of a key set is a JSON object")
         if entry.get("kty") == "oct":
             continue
         key = jwt.PyJWK(entry)

@@ -1,10 +1,12 @@
 """Who is calling: bearer tokens verified against the key set (every way a token can be wrong is
-UNAUTHENTICATED), partners named by their certificate, the development scheme only when switched on,
-and a backend sees only the gateway's word on the caller."""
+UNAUTHENTICATED), which follows rotations, partners named by their certificate, the development scheme
+only when switched on, and a backend sees only the gateway's word on the caller."""
 
 import base64
 import datetime
 import json
+import logging
+from pathlib import Path
 
 import jwt
 import pytest
@@ -12,11 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chassis.caller import CALLER_METADATA_PREFIX, KIND_KEY, ROLES_KEY, SUBJECT_KEY, TENANT_KEY, Caller
+from chassis.clock import ManualClock
 from chassis.errors import Unauthenticated
 from gateway.access import forwardable_metadata
-from gateway.identity import Authenticator, Credentials, TokenVerifier
+from gateway.identity import KEY_SET_CHECK_INTERVAL, Authenticator, Credentials, TokenVerifier
 from gateway.settings import TokenSettings
-from tools.credentials import AUDIENCE, ISSUER, LocalCredentials
+from tools.credentials import AUDIENCE, ISSUER, LocalCredentials, write_signing_key
 
 TLS_WITHOUT_CLIENT_CERTIFICATE = {"transport_security_type": [b"ssl"]}
 CUSTOMER = "customers/0b8f9a52-4f0e-4c55-9d3e-2f6a1c7d8e90"
@@ -223,3 +226,63 @@ def test_a_backend_sees_only_the_gateways_word_on_the_caller() -> None:
         (TENANT_KEY, "texnomart"),
     ]
     assert not [key for key, _ in sent if key.startswith("x-crm") and not key.startswith(CALLER_METADATA_PREFIX)]
+
+
+def rotating_verifier(credentials: LocalCredentials, folder: Path) -> tuple[TokenVerifier, ManualClock, Path]:
+    """A verifier on a key set file of its own (the local one, copied), on a clock the test moves."""
+    key_set = folder / "jwks.json"
+    key_set.write_bytes(credentials.key_set.read_bytes())
+    settings = TokenSettings(key_set_file=key_set, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=5)
+    clock = ManualClock()
+    return TokenVerifier(settings, clock), clock, key_set
+
+
+def another_key(folder: Path, key_id: str) -> tuple[ec.EllipticCurvePrivateKey, dict[str, object]]:
+    """A second signing key and its entry for a key set."""
+    write_signing_key(folder / f"{key_id}.key", folder / f"{key_id}.json", key_id=key_id)
+    private = serialization.load_pem_private_key((folder / f"{key_id}.key").read_bytes(), password=None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    return private, json.loads((folder / f"{key_id}.json").read_text())["keys"][0]
+
+
+def test_a_key_removed_from_the_key_set_stops_verifying_within_the_check_interval(
+    credentials: LocalCredentials, tmp_path: Path
+) -> None:
+    verifier, clock, key_set = rotating_verifier(credentials, tmp_path)
+    token = credentials.employee_token("agent-dilnoza", ["agent"])
+    assert verifier.caller(token).subject == "agent-dilnoza"
+    _, replacement = another_key(tmp_path, "local-2")
+    key_set.write_text(json.dumps({"keys": [replacement]}))
+    clock.advance(KEY_SET_CHECK_INTERVAL - datetime.timedelta(seconds=1))
+    assert verifier.caller(token).subject == "agent-dilnoza"
+    clock.advance(datetime.timedelta(seconds=1))
+    with pytest.raises(Unauthenticated) as refused:
+        verifier.caller(token)
+    assert refused.value.reason == "TOKEN_KEY_UNKNOWN"
+
+
+def test_a_key_published_in_the_key_set_verifies_at_once(credentials: LocalCredentials, tmp_path: Path) -> None:
+    verifier, _, key_set = rotating_verifier(credentials, tmp_path)
+    private, published = another_key(tmp_path, "local-2")
+    now = datetime.datetime.now(datetime.UTC)
+    token = jwt.encode(valid_claims(now), private, algorithm="ES256", headers={"kid": "local-2"})
+    with pytest.raises(Unauthenticated) as refused:
+        verifier.caller(token)
+    assert refused.value.reason == "TOKEN_KEY_UNKNOWN"
+    document = json.loads(key_set.read_text())
+    key_set.write_text(json.dumps({"keys": [*document["keys"], published]}))
+    assert verifier.caller(token).subject == "agent-dilnoza"
+    assert verifier.caller(credentials.employee_token("agent-aziz", ["agent"])).subject == "agent-aziz"
+
+
+def test_a_key_set_that_cannot_be_read_leaves_the_keys_as_they_were(
+    credentials: LocalCredentials, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    verifier, clock, key_set = rotating_verifier(credentials, tmp_path)
+    key_set.write_text('{"keys": [{"kty": "EC", ')
+    clock.advance(KEY_SET_CHECK_INTERVAL)
+    with caplog.at_level(logging.WARNING, logger="gateway.identity"):
+        assert verifier.caller(credentials.employee_token("agent-aziz", ["agent"])).subject == "agent-aziz"
+    assert [r.getMessage() for r in caplog.records] == [
+        "the token key set cannot be read; the keys read before stay in use"
+    ]
