@@ -18,13 +18,7 @@ async def contact_history(
     session: AsyncSession, customer_id: uuid.UUID, channel: str, cooldown: timedelta, now: datetime
 ) -> ContactHistory:
     """Offers presented to the customer on `channel` in the last 7 days, and their declines within `cooldown`."""
-    offers = await session.scalar(
-        text(
-            "SELECT count(*) FROM offer_presentations WHERE customer_id = :c AND channel = :channel "
-            "AND present_time > :since AND kind <> 'SERVICE_MESSAGE'"
-        ),
-        {"c": customer_id, "channel": channel, "since": now - WEEK},
-    )
+    offers = await offers_this_week(session, customer_id, channel, now)
     declines = await session.execute(
         text(
             "SELECT rule_id, max(decide_time) AS declined FROM offer_presentations WHERE customer_id = :c "
@@ -32,7 +26,28 @@ async def contact_history(
         ),
         {"c": customer_id, "since": now - cooldown},
     )
-    return ContactHistory(int(offers or 0), {row.rule_id: row.declined for row in declines})
+    return ContactHistory(offers, {row.rule_id: row.declined for row in declines})
+
+
+async def offers_this_week(
+    session: AsyncSession, customer_id: uuid.UUID, channel: str, now: datetime, *, lock: bool = False
+) -> int:
+    """Offers presented to the customer on `channel` in the last 7 days. With `lock`, counted holding
+    the customer's lock for the channel until the transaction ends, so that offers to one customer on
+    one channel are written one at a time, each after counting those before it."""
+    if lock:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"offer-contacts/{customer_id}/{channel}"},
+        )
+    offers = await session.scalar(
+        text(
+            "SELECT count(*) FROM offer_presentations WHERE customer_id = :c AND channel = :channel "
+            "AND present_time > :since AND kind <> 'SERVICE_MESSAGE'"
+        ),
+        {"c": customer_id, "channel": channel, "since": now - WEEK},
+    )
+    return int(offers or 0)
 
 
 async def take_up(session: AsyncSession, rule_ids: Sequence[str], segments: Sequence[str]) -> TakeUpHistory:

@@ -20,7 +20,13 @@ from chassis.names import CUSTOMER
 from chassis.outbox import append_event
 from crm.offers.v1 import events_pb2
 from crm.offers.v1 import offer_presentation_pb2 as presentation_pb2
-from services.offers import action_mapping, catalog_store, contact_history_store, offer_presentation_store
+from services.offers import (
+    action_mapping,
+    action_rule_store,
+    catalog_store,
+    contact_history_store,
+    offer_presentation_store,
+)
 from services.offers.action_decisions import NextBestActionDecider
 from services.offers.money import Money
 from services.offers.offer_lifecycle import OfferState, Presentation, answered, retention_effect_words
@@ -125,7 +131,22 @@ class OfferPresentations:
 
 
 async def record_presentation(session: AsyncSession, presentation: Presentation, now: datetime) -> Presentation:
-    """Writes the presentation, counts it in the rule's take-up per segment, and announces it."""
+    """Writes the presentation, counts it in the rule's take-up per segment, and announces it. An offer
+    is written only while the contact policy's weekly cap on its channel has room, counted again here
+    under the customer's lock for the channel: concurrent presentations cannot pass the cap together
+    (FAILED_PRECONDITION CONTACT_LIMIT, as the decision says it)."""
+    if presentation.kind.is_marketing:
+        cap = (await action_rule_store.contact_policy(session)).max_offers_per_week_per_channel
+        offered = await contact_history_store.offers_this_week(
+            session, presentation.customer_id, presentation.channel, now, lock=True
+        )
+        if offered >= cap:
+            raise FailedPrecondition(
+                "CONTACT_LIMIT",
+                f"the customer was offered {offered} offers on {presentation.channel} within 7 days; "
+                f"the contact policy allows {cap}",
+                {"customer": CUSTOMER.format(presentation.customer_id), "channel": presentation.channel},
+            )
     await offer_presentation_store.insert_presentation(session, presentation)
     await contact_history_store.count_presented(session, presentation.rule_id, presentation.segments)
     await announce(session, presentation, now)

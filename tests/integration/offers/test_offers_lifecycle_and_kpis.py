@@ -2,6 +2,7 @@
 contact policy and consent decided again at presentation; and the KPIs of a period: take-up by offer
 and by segment, and the retention effect from the customer service's status events."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -133,6 +134,28 @@ async def test_presenting_decides_again_consent_and_the_weekly_cap_and_a_retry_g
         await next_best_actions.PresentOffer(other_channel, timeout=10)
     assert no_consent.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "marketing consent" in (no_consent.value.details() or "")
+
+
+async def test_concurrent_presentations_to_one_customer_stay_within_the_weekly_cap(
+    offers: OfferServiceStub,
+    next_best_actions: NextBestActionServiceStub,
+    customer_stub: CustomerServiceStub,
+    apply_customer_events: ApplyEvents,
+    offers_engine: AsyncEngine,
+):
+    region = fresh_region()
+    customer, cheaper = await consenting_customer(offers, customer_stub, apply_customer_events, region)
+    rule = await create_rule(next_best_actions, region, nba_pb2.ACTION_KIND_BUNDLE_OFFER, offering=cheaper)
+    outcomes = await asyncio.gather(
+        *(present(next_best_actions, customer, rule) for _ in range(6)), return_exceptions=True
+    )
+    presented = [o for o in outcomes if isinstance(o, presentation_pb2.OfferPresentation)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    # The default policy allows two offers a week per channel.
+    assert len(presented) == 2 and len(refused) == 4
+    assert {r.code() for r in refused} == {grpc.StatusCode.FAILED_PRECONDITION}
+    assert all("CONTACT_LIMIT" in str(r.trailing_metadata()) for r in refused)
+    assert await feed_types(offers_engine, customer) == ["crm.offers.v1.OfferPresented"] * 2
 
 
 async def test_a_declined_offer_cools_down_and_an_unanswered_one_expires_on_schedule(
