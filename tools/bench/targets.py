@@ -180,9 +180,11 @@ OFFER_METHODS = ("RecommendTariff", "GetNextBestActions")
 
 
 def figures(measured: Measured) -> list[Figure]:
-    """The figures of the complaints and offers benchmarks, at HEADLINE_CONCURRENCY calls in flight."""
+    """The usage ingestion until folded, and the figures of the complaints and offers benchmarks at
+    HEADLINE_CONCURRENCY calls in flight."""
     complaints, offers = measured.complaints, measured.offers
     return [
+        _folded_figure(measured.usage),
         *_call_figures(complaints.calls if complaints else None, COMPLAINT_METHODS),
         *_breach_scan_figures(complaints),
         *_call_figures(offers.calls if offers else None, OFFER_METHODS),
@@ -195,6 +197,16 @@ def figures_table(shown: list[Figure]) -> str:
     lines = ["figures without a fixed target, each from this same run on this machine", f"  {'figure':{width}}  value"]
     lines += [f"  {f.what:{width}}  {f.figure}" for f in shown]
     return "\n".join(lines)
+
+
+def _folded_figure(usage: Figures | None) -> Figure:
+    what = "usage ingestion until folded into the profiles"
+    if usage is None:
+        return Figure(what, "not measured")
+    rate = usage.folded_per_second
+    if rate is None:
+        return Figure(what, "not folded within the wait")
+    return Figure(what, f"{rate:,.0f} records/s, {rate / usage.copy_per_second:.2f} of COPY")
 
 
 def _call_figures(calls: CallPhases | None, methods: tuple[str, ...]) -> Iterator[Figure]:

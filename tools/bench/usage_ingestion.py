@@ -3,9 +3,11 @@
 Sets up a temporary embedded PostgreSQL with 100,000 lines, starts the customer service as its own
 process on 127.0.0.1, streams at least a million generated usage records through `IngestUsage` in
 batches over a few concurrent streams, and then, in the same run and on the same server, loads the
-same rows into a plain table with COPY. Reports records per second for both and their ratio, and the
-service's idle memory before the first stream. Bounded in count and time; nothing is asserted.
-Prints the figures and writes them as JSON to `.data/bench/usage.json`.
+same rows into a plain table with COPY. Reports records per second for both and their ratio, the
+records per second until the monthly profiles hold every record (the service folds stored records in
+the background, so acceptance runs ahead of it), and the service's idle memory before the first
+stream. Bounded in count and time; nothing is asserted. Prints the figures and writes them as JSON to
+`.data/bench/usage.json`.
 """
 
 import argparse
@@ -40,6 +42,10 @@ from tools.postgres import open_cluster
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESULTS = REPOSITORY / ".data" / "bench" / "usage.json"
 STREAM_TIMEOUT_SECONDS = 600.0
+FOLD_WAIT_SECONDS = 300.0
+"""How long after the last batch the benchmark waits for the profiles to hold every record."""
+FOLD_POLL_SECONDS = 0.2
+_FOLDED_SQL = "SELECT coalesce(sum(record_count), 0)::bigint FROM monthly_usage"
 
 UsageRow = tuple[str, str, date, float, float, float, int, float, bool, str, usage_pb2.RadioTechnology]
 """A usage record in the columns of `usage_copy`, in their order."""
@@ -82,6 +88,9 @@ class Figures:
     copy_seconds: float
     idle_memory: list[IdleMemory]
     """The customer service's, before the first stream."""
+    folded_seconds: float | None = None
+    """From the start of streaming until every accepted record was folded into the monthly profiles (the
+    service's background folder); None when that did not happen within FOLD_WAIT_SECONDS."""
 
     @property
     def ingest_per_second(self) -> float:
@@ -98,9 +107,18 @@ class Figures:
         """Ingestion's throughput as a share of COPY's."""
         return self.ingest_per_second / self.copy_per_second
 
+    @property
+    def folded_per_second(self) -> float | None:
+        """Records per second from the start of streaming until the profiles held every accepted record."""
+        return None if self.folded_seconds is None else self.accepted / self.folded_seconds
+
     def as_json(self) -> dict[str, object]:
         """The figures with their rates and ratio."""
-        rates = {"ingest_per_second": self.ingest_per_second, "copy_per_second": self.copy_per_second}
+        rates = {
+            "ingest_per_second": self.ingest_per_second,
+            "copy_per_second": self.copy_per_second,
+            "folded_per_second": self.folded_per_second,
+        }
         return {**asdict(self), **rates, "of_copy": self.of_copy}
 
     def report(self) -> str:
@@ -116,8 +134,16 @@ class Figures:
                 f"  gRPC end to end    {self.ingest_seconds:8.2f} s  {ingest_rate:12,.0f} records/s",
                 f"  PostgreSQL COPY    {self.copy_seconds:8.2f} s  {copy_rate:12,.0f} rows/s",
                 f"  ratio              {self.of_copy:8.2f} of COPY",
+                self._folded_line(),
             ]
         )
+
+    def _folded_line(self) -> str:
+        rate = self.folded_per_second
+        if self.folded_seconds is None or rate is None:
+            return f"  folded             not within {FOLD_WAIT_SECONDS:.0f} s of the last batch"
+        share = rate / self.copy_per_second
+        return f"  until folded       {self.folded_seconds:8.2f} s  {rate:12,.0f} records/s  ({share:.2f} of COPY)"
 
 
 def generate_records(lines: int, records: int, seed: int = 11) -> list[UsageRow]:
@@ -191,6 +217,21 @@ async def stream_all(target: str, batches: list[usage_pb2.IngestUsageRequest], s
         )
         elapsed = time.perf_counter() - started
     return elapsed, sum(r.accepted for r in replies)
+
+
+async def until_folded(url: str, accepted: int, started: float) -> float | None:
+    """Seconds from `started` (a perf_counter reading) until the monthly profiles count `accepted`
+    records, polled; None when they do not within FOLD_WAIT_SECONDS."""
+    connection = await asyncpg.connect(_asyncpg_url(url))
+    try:
+        deadline = time.perf_counter() + FOLD_WAIT_SECONDS
+        while time.perf_counter() < deadline:
+            if await connection.fetchval(_FOLDED_SQL) >= accepted:
+                return time.perf_counter() - started
+            await asyncio.sleep(FOLD_POLL_SECONDS)
+        return None
+    finally:
+        await connection.close()
 
 
 async def copy_rows(url: str, rows: list[UsageRow]) -> float:
@@ -268,11 +309,14 @@ async def run(sizes: UsageSizes) -> Figures:
         address = service.address
         memory = await idle_memory("usage benchmark", {"customer service": service.process.pid})
         print(f"streaming through gRPC ({streams} streams)", flush=True)
+        started = time.perf_counter()
         seconds, accepted = await stream_all(address, batches, streams)
+        print("waiting for the profiles to hold every record", flush=True)
+        folded_seconds = await until_folded(url, accepted, started)
         print("loading the same rows with COPY", flush=True)
         copy_seconds = await copy_rows(url, rows)
         finished = True
-        return Figures(records, lines, streams, batch, seconds, accepted, copy_seconds, memory)
+        return Figures(records, lines, streams, batch, seconds, accepted, copy_seconds, memory, folded_seconds)
     finally:
         if service is not None:
             await asyncio.to_thread(service.stop)

@@ -16,6 +16,7 @@ from chassis.database import Database
 from crm.customer.v1 import customer_pb2, customer_service_pb2, events_pb2, usage_pb2
 from crm.customer.v1.customer_service_pb2_grpc import CustomerServiceStub
 from crm.customer.v1.usage_pb2_grpc import UsageServiceStub
+from services.customer.usage import store
 from services.customer.usage.publisher import fold_pending, publish_changed_months
 from services.customer.usage.settings import UsageSettings
 from tests.support import create_request, failure, international_format, line, person, request_id, unique_mobile
@@ -373,3 +374,29 @@ async def test_a_record_id_sent_again_for_another_day_is_another_record(
     assert (reply.accepted, reply.duplicates) == (1, 1)
     await folded(customer_database)
     assert (await profile(usage, subscription.name)).months[-1].record_count == 2
+
+
+async def test_folding_asks_only_the_erased_customers_whatever_the_number_of_customers(
+    large_customer_table: AsyncEngine,
+):
+    # 200,000 customers, none erased, and a backlog of records to fold: which of a chunk's customers are
+    # erased is read from the index of the erased, never from every customer (a cost that would grow
+    # with the customer base). The records are rolled back: other tests share the database.
+    async with large_customer_table.connect() as connection, connection.begin() as transaction:
+        await connection.execute(text(_BACKLOG))
+        await connection.execute(text("ANALYZE usage_records"))
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.execute("SET LOCAL enable_sort = off")  # as the folder runs it
+        rows = await driver.fetch("EXPLAIN (COSTS OFF) " + store._FOLD, "0", "1000000", "0", 0, store.FOLD_CHUNK)
+        await transaction.rollback()
+    plan = "\n".join(row[0] for row in rows)
+    assert "Seq Scan on customers" not in plan, plan
+
+
+_BACKLOG = """
+INSERT INTO usage_records (record_id, subscription_id, customer_id, usage_date, on_net_minutes, off_net_minutes,
+    international_minutes, sms_count, data_mb, roaming, area, radio_technology)
+SELECT 'plan-' || s.id, s.id, s.customer_id, current_date - 40, 1, 1, 0, 1, 10, false, 'Toshkent', '4G'
+FROM subscriptions s LIMIT 50000
+"""
