@@ -20,32 +20,41 @@ class ResourcePattern:
     """A resource name pattern, e.g. `customers/{customer}` or `accounts/{account}/entries/{entry}`."""
 
     template: str
-    _segments: tuple[str, ...] = field(init=False, repr=False)
+    _literals: tuple[str | None, ...] = field(init=False, repr=False)
+    """Each segment's collection id, None where the segment is a variable."""
+    _variables: tuple[str, ...] = field(init=False, repr=False)
+    _name_format: str = field(init=False, repr=False)
+    """The template with each variable as `{}`: names are built by one str.format (every answer builds some)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_segments", tuple(self.template.split("/")))
+        segments = tuple(self.template.split("/"))
+        matches = [_VARIABLE.match(s) for s in segments]
+        object.__setattr__(self, "_literals", tuple(None if m else s for s, m in zip(segments, matches, strict=True)))
+        object.__setattr__(self, "_variables", tuple(m.group(1) for m in matches if m))
+        object.__setattr__(
+            self, "_name_format", "/".join("{}" if m else s for s, m in zip(segments, matches, strict=True))
+        )
 
     @property
     def variables(self) -> tuple[str, ...]:
         """The names of the pattern's variables, in order."""
-        return tuple(match.group(1) for s in self._segments if (match := _VARIABLE.match(s)))
+        return self._variables
 
     def format(self, *ids: object) -> str:
         """The name of the resource with these ids, in the pattern's order."""
-        if len(ids) != len(self.variables):
-            raise ValueError(f"{self.template} takes {len(self.variables)} ids, got {len(ids)}")
-        values = iter(ids)
-        return "/".join(str(next(values)) if _VARIABLE.match(s) else s for s in self._segments)
+        if len(ids) != len(self._variables):
+            raise ValueError(f"{self.template} takes {len(self._variables)} ids, got {len(ids)}")
+        return self._name_format.format(*ids)
 
     def parse(self, name: str, field: str = "name") -> tuple[str, ...]:
         """The ids in `name`, as text; INVALID_ARGUMENT naming `field` when its shape differs."""
         parts = name.split("/")
-        if len(parts) != len(self._segments) or any(
-            not part or (not _VARIABLE.match(segment) and part != segment)
-            for part, segment in zip(parts, self._segments, strict=True)
+        if len(parts) != len(self._literals) or any(
+            not part or (literal is not None and part != literal)
+            for part, literal in zip(parts, self._literals, strict=True)
         ):
             raise invalid_field(field, f"must look like {self.template}, got {name!r}")
-        return tuple(part for part, segment in zip(parts, self._segments, strict=True) if _VARIABLE.match(segment))
+        return tuple(part for part, literal in zip(parts, self._literals, strict=True) if literal is None)
 
     def parse_uuids(self, name: str, field: str = "name") -> tuple[uuid.UUID, ...]:
         """The ids in `name`, each a UUID."""

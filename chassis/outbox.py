@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
 
 from google.protobuf.message import Message
 from opentelemetry import trace
@@ -111,26 +110,28 @@ async def append_events(
     context = trace.get_current_span().get_span_context()
     trace_id = format(context.trace_id, "032x") if context.is_valid else ""
     create_time = now or datetime.now(UTC)
-    rows: list[dict[str, object]] = [
-        {
-            "id": uuid.uuid4(),
-            "aggregate_type": event.aggregate_type,
-            "aggregate_id": event.aggregate_id,
-            "type": event.payload.DESCRIPTOR.full_name,
-            "payload": event.payload.SerializeToString(deterministic=True),
-            "trace_id": trace_id,
-            "create_time": create_time,
-        }
-        for event in events
-    ]
+    ids = [uuid.uuid4() for _ in events]
+    # One statement of arrays whatever the number of events (no statement per event), inserted in
+    # their order, so that their sequence numbers follow it.
     await session.execute(
         text(
             "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, trace_id, create_time) "
-            "VALUES (:id, :aggregate_type, :aggregate_id, :type, :payload, :trace_id, :create_time)"
+            "SELECT e.id, e.aggregate_type, e.aggregate_id, e.type, e.payload, :trace_id, :create_time "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:aggregate_types AS text[]), CAST(:aggregate_ids AS text[]), "
+            "CAST(:types AS text[]), CAST(:payloads AS bytea[])) "
+            "WITH ORDINALITY AS e(id, aggregate_type, aggregate_id, type, payload, position) ORDER BY e.position"
         ),
-        rows,
+        {
+            "ids": ids,
+            "aggregate_types": [str(event.aggregate_type) for event in events],
+            "aggregate_ids": [event.aggregate_id for event in events],
+            "types": [event.payload.DESCRIPTOR.full_name for event in events],
+            "payloads": [event.payload.SerializeToString(deterministic=True) for event in events],
+            "trace_id": trace_id,
+            "create_time": create_time,
+        },
     )
-    return [cast(uuid.UUID, row["id"]) for row in rows]
+    return ids
 
 
 async def erase_aggregate_payloads(session: AsyncSession, *, aggregate_type: AggregateType, aggregate_id: str) -> int:

@@ -135,7 +135,8 @@ async def record_presentation(session: AsyncSession, presentation: Presentation,
     is written only while the contact policy's weekly cap on its channel has room, counted again here
     under the customer's lock for the channel: concurrent presentations cannot pass the cap together
     (FAILED_PRECONDITION CONTACT_LIMIT, as the decision says it)."""
-    if presentation.kind.is_marketing:
+    # A presentation being written is of a customer who is there (only erasure takes the id away).
+    if presentation.kind.is_marketing and presentation.customer_id is not None:
         cap = (await action_rule_store.contact_policy(session)).max_offers_per_week_per_channel
         offered = await contact_history_store.offers_this_week(
             session, presentation.customer_id, presentation.channel, now, lock=True

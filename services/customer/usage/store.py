@@ -143,44 +143,55 @@ async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, sinc
     return [_month(row, by_month.get(row.month, [])) for row in rows]
 
 
+# Takes up to $1 changed line-months not yet announced, locked (other publishers skip them), clears
+# their mark and returns each with its areas (most records first) as arrays, in one round trip. The
+# months and their areas are read as the statement found them, before the mark was cleared.
+_TAKE_DIRTY = """
+WITH taken AS (
+    SELECT subscription_id, customer_id, month, on_net_minutes, off_net_minutes, international_minutes,
+           sms_count, data_mb, active_days, roaming_days, record_count
+    FROM monthly_usage WHERE dirty ORDER BY subscription_id, month LIMIT $1 FOR UPDATE SKIP LOCKED
+),
+cleared AS (
+    UPDATE monthly_usage m SET dirty = false FROM taken t
+    WHERE m.subscription_id = t.subscription_id AND m.month = t.month
+)
+SELECT t.*, a.areas, a.technologies, a.counts, a.data
+FROM taken t LEFT JOIN LATERAL (
+    SELECT array_agg(area ORDER BY record_count DESC, area) AS areas,
+           array_agg(radio_technology ORDER BY record_count DESC, area) AS technologies,
+           array_agg(record_count ORDER BY record_count DESC, area) AS counts,
+           array_agg(data_mb ORDER BY record_count DESC, area) AS data
+    FROM monthly_usage_areas a WHERE a.subscription_id = t.subscription_id AND a.month = t.month
+) a ON true
+ORDER BY t.subscription_id, t.month
+"""
+
+
 async def take_dirty_months(session: AsyncSession, limit: int) -> list[LineMonth]:
-    """Changed line-months not yet announced, locked for this transaction (other publishers skip them)."""
-    rows = (
-        await session.execute(
-            text(
-                "SELECT * FROM monthly_usage WHERE dirty ORDER BY subscription_id, month "
-                "LIMIT :limit FOR UPDATE SKIP LOCKED"
-            ),
-            {"limit": limit},
+    """Changed line-months not yet announced, locked for this transaction (other publishers skip them)
+    and no longer marked changed once it commits."""
+    connection = await raw_connection(session)
+    rows = await connection.fetch(_TAKE_DIRTY, limit)
+    return [
+        LineMonth(
+            subscription_id=row["subscription_id"],
+            customer_id=row["customer_id"],
+            month=row["month"],
+            on_net_minutes=row["on_net_minutes"],
+            off_net_minutes=row["off_net_minutes"],
+            international_minutes=row["international_minutes"],
+            sms_count=row["sms_count"],
+            data_mb=row["data_mb"],
+            active_days=row["active_days"],
+            roaming_days=row["roaming_days"],
+            record_count=row["record_count"],
+            areas=list(zip(row["areas"], row["technologies"], row["counts"], row["data"], strict=True))
+            if row["areas"]
+            else [],
         )
-    ).all()
-    if not rows:
-        return []
-    areas = (
-        await session.execute(
-            text(
-                "SELECT a.subscription_id, a.month, a.area, a.radio_technology, a.record_count, a.data_mb "
-                "FROM monthly_usage_areas a JOIN unnest(CAST(:subs AS uuid[]), CAST(:months AS date[])) "
-                "AS k(subscription_id, month) USING (subscription_id, month) "
-                "ORDER BY a.record_count DESC, a.area"
-            ),
-            {"subs": [r.subscription_id for r in rows], "months": [r.month for r in rows]},
-        )
-    ).all()
-    by_key: dict[tuple[uuid.UUID, date], list[tuple[str, str, int, float]]] = {}
-    for area in areas:
-        by_key.setdefault((area.subscription_id, area.month), []).append(
-            (area.area, area.radio_technology, area.record_count, area.data_mb)
-        )
-    await session.execute(
-        text(
-            "UPDATE monthly_usage SET dirty = false FROM unnest(CAST(:subs AS uuid[]), CAST(:months AS date[])) "
-            "AS k(subscription_id, month) "
-            "WHERE monthly_usage.subscription_id = k.subscription_id AND monthly_usage.month = k.month"
-        ),
-        {"subs": [r.subscription_id for r in rows], "months": [r.month for r in rows]},
-    )
-    return [_month(row, by_key.get((row.subscription_id, row.month), [])) for row in rows]
+        for row in rows
+    ]
 
 
 def _month(row: Row[Any], areas: list[tuple[str, str, int, float]]) -> LineMonth:
