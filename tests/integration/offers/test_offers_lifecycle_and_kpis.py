@@ -52,6 +52,19 @@ async def consenting_customer(
     return customer, cheaper
 
 
+async def bundle_offer_for_consenting_customer(
+    offers: OfferServiceStub,
+    next_best_actions: NextBestActionServiceStub,
+    customers: CustomerServiceStub,
+    apply_customer_events: ApplyEvents,
+) -> tuple[str, str]:
+    """A consenting customer in a region of their own, and a rule offering them a cheaper plan's bundle."""
+    region = fresh_region()
+    customer, cheaper = await consenting_customer(offers, customers, apply_customer_events, region)
+    rule = await create_rule(next_best_actions, region, nba_pb2.ACTION_KIND_BUNDLE_OFFER, offering=cheaper)
+    return customer, rule
+
+
 async def present(
     next_best_actions: NextBestActionServiceStub, customer: str, rule: str, request: str = ""
 ) -> presentation_pb2.OfferPresentation:
@@ -93,9 +106,9 @@ async def test_an_offer_presented_then_accepted_is_announced_at_each_step_and_an
     apply_customer_events: ApplyEvents,
     offers_engine: AsyncEngine,
 ):
-    region = fresh_region()
-    customer, cheaper = await consenting_customer(offers, customer_stub, apply_customer_events, region)
-    rule = await create_rule(next_best_actions, region, nba_pb2.ACTION_KIND_BUNDLE_OFFER, offering=cheaper)
+    customer, rule = await bundle_offer_for_consenting_customer(
+        offers, next_best_actions, customer_stub, apply_customer_events
+    )
     presented = await present(next_best_actions, customer, rule)
     assert presented.state == presentation_pb2.OFFER_STATE_PRESENTED
     assert presented.channel == common_pb2.CHANNEL_CALL_CENTRE and presented.present_time.seconds > 0
@@ -113,9 +126,9 @@ async def test_presenting_decides_again_consent_and_the_weekly_cap_and_a_retry_g
     customer_stub: CustomerServiceStub,
     apply_customer_events: ApplyEvents,
 ):
-    region = fresh_region()
-    customer, cheaper = await consenting_customer(offers, customer_stub, apply_customer_events, region)
-    rule = await create_rule(next_best_actions, region, nba_pb2.ACTION_KIND_BUNDLE_OFFER, offering=cheaper)
+    customer, rule = await bundle_offer_for_consenting_customer(
+        offers, next_best_actions, customer_stub, apply_customer_events
+    )
     await present(next_best_actions, customer, rule)
     retried_id = request_id()
     second = await present(next_best_actions, customer, rule, retried_id)
@@ -143,9 +156,9 @@ async def test_concurrent_presentations_to_one_customer_stay_within_the_weekly_c
     apply_customer_events: ApplyEvents,
     offers_engine: AsyncEngine,
 ):
-    region = fresh_region()
-    customer, cheaper = await consenting_customer(offers, customer_stub, apply_customer_events, region)
-    rule = await create_rule(next_best_actions, region, nba_pb2.ACTION_KIND_BUNDLE_OFFER, offering=cheaper)
+    customer, rule = await bundle_offer_for_consenting_customer(
+        offers, next_best_actions, customer_stub, apply_customer_events
+    )
     outcomes = await asyncio.gather(
         *(present(next_best_actions, customer, rule) for _ in range(6)), return_exceptions=True
     )
