@@ -131,12 +131,8 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
                 holds_slot = False
                 guarded: GuardedCall | None = None
                 try:
-                    if self._guard is not None:
-                        raw = request if isinstance(request, bytes) else None
-                        guarded = await self._guard.admit(method, raw, context)
-                    if admission is not None:
-                        await admission.admit(self._fairness_key(context), context.time_remaining())
-                        holds_slot = True
+                    guarded = await self._guarded(method, request, context)
+                    holds_slot = await self._admitted(admission, context)
                     response = await behaviour(decode(request, method), context)
                     return response if guarded is None else guarded.respond(response)
                 except Exception as error:  # noqa: BLE001 - every failure becomes a proper status
@@ -158,12 +154,8 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
                 holds_slot = False
                 guarded: GuardedCall | None = None
                 try:
-                    if self._guard is not None:
-                        raw = request if isinstance(request, bytes) else None
-                        guarded = await self._guard.admit(method, raw, context)
-                    if admission is not None:
-                        await admission.admit(self._fairness_key(context), context.time_remaining())
-                        holds_slot = True
+                    guarded = await self._guarded(method, request, context)
+                    holds_slot = await self._admitted(admission, context)
                     responses = behaviour(decode(request, method), context)
                     if inspect.isasyncgen(responses):
                         async for response in responses:
@@ -179,6 +171,19 @@ class ServiceCallInterceptor(grpc.aio.ServerInterceptor):
                     self._finish(method, started, context, guarded, span)
 
         return serve
+
+    async def _guarded(self, method: str, request: Any, context: Context) -> GuardedCall | None:
+        """The call as the guard admitted it (it raises a refusal), None without a guard."""
+        if self._guard is None:
+            return None
+        return await self._guard.admit(method, request if isinstance(request, bytes) else None, context)
+
+    async def _admitted(self, admission: Admission | None, context: Context) -> bool:
+        """Whether the call took a slot of `admission` (it raises when none frees in time)."""
+        if admission is None:
+            return False
+        await admission.admit(self._fairness_key(context), context.time_remaining())
+        return True
 
     def _begin(self, metadata: Any) -> float:
         if self._trust_caller_metadata:
