@@ -14,12 +14,14 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.channels import open_channel
+from chassis.clock import SYSTEM_CLOCK, Clock
 from chassis.database import Database
 from chassis.event_feed import EVENT_FEED_SERVICE_NAME
 from crm.common.v1 import events_pb2, events_pb2_grpc
@@ -78,11 +80,13 @@ class EventConsumer:
         stream_seconds: float = 60.0,
         initial_backoff_seconds: float = 0.1,
         max_backoff_seconds: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`name` identifies this consumer (its cursor and applied ids); `producer` names the feed;
         `feed` is the producer's `host:port` or an open channel to it; only `event_types` are read
         when given. A following call is renewed every `stream_seconds` (its deadline); after a
-        failure the consumer waits from `initial_backoff_seconds`, doubling up to `max_backoff_seconds`."""
+        failure the consumer waits from `initial_backoff_seconds`, doubling up to `max_backoff_seconds`;
+        how long the feed has been unreachable is read on `clock`."""
         self.name = name
         self.producer = producer
         self._owns_channel = isinstance(feed, str)
@@ -94,14 +98,14 @@ class EventConsumer:
         self._stream_seconds = stream_seconds
         self._initial_backoff = initial_backoff_seconds
         self._max_backoff = max_backoff_seconds
+        self._clock = clock
         self._stopped = asyncio.Event()
         self._call: grpc.aio.UnaryStreamCall[events_pb2.StreamEventsRequest, events_pb2.Event] | None = None
 
     async def run_until_stopped(self) -> None:
         """Follows the feed, applying events as they come, until `stop`; reconnects after failures."""
         backoff = self._initial_backoff
-        loop = asyncio.get_running_loop()
-        failing_since: float | None = None  # since when every attempt failed; None while following
+        failing_since: datetime | None = None  # since when every attempt failed; None while following
         while not self._stopped.is_set():
             try:
                 await self._read(follow=True, timeout_seconds=self._stream_seconds)
@@ -122,8 +126,9 @@ class EventConsumer:
                     # cannot help until an operator decides how this consumer recovers.
                     log.error("event feed %s refused the cursor: %s", self.producer, error.details())
                 else:
-                    failing_since = loop.time() if failing_since is None else failing_since
-                    unreachable_for = loop.time() - failing_since
+                    now = self._clock.now()
+                    failing_since = now if failing_since is None else failing_since
+                    unreachable_for = (now - failing_since).total_seconds()
                     unavailable = error.code() == grpc.StatusCode.UNAVAILABLE
                     quiet = unavailable and unreachable_for < UNREACHABLE_QUIETLY_SECONDS
                     log.log(

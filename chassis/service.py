@@ -139,6 +139,7 @@ class Service:
             database=self.database,
             handler=handler,
             event_types=event_types,
+            clock=self.clock,
         )
         self.run_in_background(_Following(follower, actor))
         self._follows_feeds = True

@@ -2,19 +2,18 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
 
-from chassis import event_consumer
+from chassis.clock import ManualClock
 from chassis.database import Database, create_engine
-from chassis.event_consumer import EventConsumer
+from chassis.event_consumer import UNREACHABLE_QUIETLY_SECONDS, EventConsumer
 from chassis.settings import DatabaseSettings, Environment
 from tests.event_consumer_process import fresh_consumer_database, record_consumed_event
 from tests.processes import refused_address
 from tools.postgres import PostgresCluster
-
-QUIET_SECONDS = 0.6
 
 
 @pytest.fixture
@@ -26,11 +25,25 @@ async def consumer_database(postgres: PostgresCluster, worker_id: str) -> AsyncI
     await database.close()
 
 
+ATTEMPT = "event feed customer failed (UNAVAILABLE); reconnecting"
+
+
+def reconnections(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == ATTEMPT]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Returns once `condition` holds (the consumer's attempts are real reconnections), bounded."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
 async def test_an_unreachable_feed_is_retried_quietly_at_first_and_then_with_warnings(
-    consumer_database: Database, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    consumer_database: Database, caplog: pytest.LogCaptureFixture
 ):
-    monkeypatch.setattr(event_consumer, "UNREACHABLE_QUIETLY_SECONDS", QUIET_SECONDS)
     caplog.set_level(logging.INFO, logger="crm.events")
+    clock = ManualClock()
     with refused_address() as nowhere:
         consumer = EventConsumer(
             name="reconnection-test",
@@ -40,16 +53,19 @@ async def test_an_unreachable_feed_is_retried_quietly_at_first_and_then_with_war
             handler=record_consumed_event,
             initial_backoff_seconds=0.05,
             max_backoff_seconds=0.1,
+            clock=clock,
         )
         following = asyncio.create_task(consumer.run_until_stopped())
-        await asyncio.sleep(QUIET_SECONDS * 2.5)
+        await until(lambda: len(reconnections(caplog)) >= 3)
+        clock.advance(timedelta(seconds=UNREACHABLE_QUIETLY_SECONDS))
+        await until(lambda: any(r.levelno == logging.WARNING for r in reconnections(caplog)))
         consumer.stop()
         await asyncio.wait_for(following, 5)
-    attempts = [r for r in caplog.records if r.getMessage() == "event feed customer failed (UNAVAILABLE); reconnecting"]
+    attempts = reconnections(caplog)
     quiet = [r for r in attempts if r.levelno == logging.INFO]
     warned = [r for r in attempts if r.levelno == logging.WARNING]
-    assert quiet and warned, [(r.levelname, getattr(r, "unreachable_seconds", None)) for r in attempts]
+    assert len(quiet) >= 3 and warned, [(r.levelname, getattr(r, "unreachable_seconds", None)) for r in attempts]
     # Every quiet one came before every warning, and the warnings only once the feed stayed away.
     assert attempts.index(warned[0]) == len(quiet)
-    assert all(getattr(r, "unreachable_seconds", 0) >= QUIET_SECONDS for r in warned)
-    assert all(getattr(r, "unreachable_seconds", 0) < QUIET_SECONDS for r in quiet)
+    assert all(getattr(r, "unreachable_seconds", 0) >= UNREACHABLE_QUIETLY_SECONDS for r in warned)
+    assert all(getattr(r, "unreachable_seconds", 0) < UNREACHABLE_QUIETLY_SECONDS for r in quiet)
