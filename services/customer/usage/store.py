@@ -3,10 +3,9 @@ folder later adds them into monthly totals, active and roaming days and areas, i
 
 import uuid
 from datetime import date
-from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer.usage.rules import CustomerMonth, LineMonth
@@ -140,7 +139,7 @@ async def months_of_line(session: AsyncSession, subscription_id: uuid.UUID, sinc
     by_month: dict[date, list[tuple[str, str, int, float]]] = {}
     for area in areas:
         by_month.setdefault(area.month, []).append((area.area, area.radio_technology, area.record_count, area.data_mb))
-    return [_month(row, by_month.get(row.month, [])) for row in rows]
+    return [_month(row._mapping, by_month.get(row.month, [])) for row in rows]
 
 
 # Takes up to $1 changed line-months not yet announced, locked (other publishers skip them), clears
@@ -173,40 +172,25 @@ async def take_dirty_months(session: AsyncSession, limit: int) -> list[LineMonth
     and no longer marked changed once it commits."""
     connection = await raw_connection(session)
     rows = await connection.fetch(_TAKE_DIRTY, limit)
-    return [
-        LineMonth(
-            subscription_id=row["subscription_id"],
-            customer_id=row["customer_id"],
-            month=row["month"],
-            on_net_minutes=row["on_net_minutes"],
-            off_net_minutes=row["off_net_minutes"],
-            international_minutes=row["international_minutes"],
-            sms_count=row["sms_count"],
-            data_mb=row["data_mb"],
-            active_days=row["active_days"],
-            roaming_days=row["roaming_days"],
-            record_count=row["record_count"],
-            areas=list(zip(row["areas"], row["technologies"], row["counts"], row["data"], strict=True))
-            if row["areas"]
-            else [],
-        )
-        for row in rows
-    ]
+    # A month without areas has NULL for each array (array_agg of no rows).
+    columns = ("areas", "technologies", "counts", "data")
+    return [_month(row, list(zip(*(row[c] or () for c in columns), strict=True))) for row in rows]
 
 
-def _month(row: Row[Any], areas: list[tuple[str, str, int, float]]) -> LineMonth:
+def _month(row: RowMapping | asyncpg.Record, areas: list[tuple[str, str, int, float]]) -> LineMonth:
+    """A stored line-month of its row's columns (a SQLAlchemy row's mapping or an asyncpg record)."""
     return LineMonth(
-        subscription_id=row.subscription_id,
-        customer_id=row.customer_id,
-        month=row.month,
-        on_net_minutes=row.on_net_minutes,
-        off_net_minutes=row.off_net_minutes,
-        international_minutes=row.international_minutes,
-        sms_count=row.sms_count,
-        data_mb=row.data_mb,
-        active_days=row.active_days,
-        roaming_days=row.roaming_days,
-        record_count=row.record_count,
+        subscription_id=row["subscription_id"],
+        customer_id=row["customer_id"],
+        month=row["month"],
+        on_net_minutes=row["on_net_minutes"],
+        off_net_minutes=row["off_net_minutes"],
+        international_minutes=row["international_minutes"],
+        sms_count=row["sms_count"],
+        data_mb=row["data_mb"],
+        active_days=row["active_days"],
+        roaming_days=row["roaming_days"],
+        record_count=row["record_count"],
         areas=areas,
     )
 
