@@ -23,7 +23,7 @@ import jwt
 from cachetools import TTLCache
 
 from chassis.caller import Caller
-from chassis.clock import Clock, SystemClock
+from chassis.clock import SYSTEM_CLOCK, Clock
 from chassis.errors import Unauthenticated
 from gateway.settings import TokenSettings
 
@@ -58,9 +58,9 @@ class TokenVerifier:
     it is read again every KEY_SET_CHECK_INTERVAL of `clock` and whenever an unknown `kid` appears; when
     its keys change, every token verified before is verified again."""
 
-    def __init__(self, settings: TokenSettings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: TokenSettings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._settings = settings
-        self._clock = clock or SystemClock()
+        self._clock = clock
         self._document = settings.key_set_file.read_bytes()
         self._keys = _key_set(self._document)
         self._checked_at = self._clock.now()
