@@ -510,8 +510,8 @@ async def run(sizes: ComplaintsSizes) -> ComplaintsRun:
         print(HEADER, flush=True)
         direct = grpc.aio.insecure_channel(complaints.address)
         phases = await measure_path(DIRECT, direct, customers, concurrencies, limits, tuple(AGENT.to_metadata()))
-        through_gateway = gateway.employee_channel(AGENT.roles, subject=AGENT.subject)
-        phases += await measure_path(GATEWAY, through_gateway, customers, concurrencies, limits)
+        through_gateway, bearer = gateway.channel(), gateway.employee_metadata(AGENT.roles, subject=AGENT.subject)
+        phases += await measure_path(GATEWAY, through_gateway, customers, concurrencies, limits, bearer)
         scan = await measure_breach_scan(complaints, customers[0], sizes)
         finished = True
         return ComplaintsRun(CallPhases(phases, baselines), scan, memory)

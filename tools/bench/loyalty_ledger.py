@@ -170,9 +170,12 @@ async def open_accounts(stub: "LoyaltyServiceAsyncStub", count: int) -> list[str
 
 
 def posting_call(
-    stub: "LoyaltyServiceAsyncStub", operation: str, pick_account: Callable[[], str]
+    stub: "LoyaltyServiceAsyncStub",
+    operation: str,
+    pick_account: Callable[[], str],
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> Callable[[], Awaitable[loyalty_pb2.LedgerEntry]]:
-    """A factory of EarnPoints or RedeemPoints calls, each with a fresh request id."""
+    """A factory of EarnPoints or RedeemPoints calls, each with a fresh request id and `metadata`."""
 
     def call() -> Awaitable[loyalty_pb2.LedgerEntry]:
         if operation == "earn":
@@ -181,12 +184,14 @@ def posting_call(
                     account=pick_account(), points=POSTING_POINTS, reason="usage", request_id=str(uuid.uuid4())
                 ),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=metadata,
             )
         return stub.RedeemPoints(
             loyalty_service_pb2.RedeemPointsRequest(
                 account=pick_account(), points=POSTING_POINTS, reason="voucher", request_id=str(uuid.uuid4())
             ),
             timeout=CALL_TIMEOUT_SECONDS,
+            metadata=metadata,
         )
 
     return call
@@ -200,8 +205,10 @@ async def measure_service(
     limits: PhaseLimits,
     admin: asyncpg.Connection,
     database: str,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> list[Phase]:
-    """Earn and redeem phases over one channel (to the service itself or to the gateway); closes it."""
+    """Earn and redeem phases over one channel (to the service itself or to the gateway), each call
+    with `metadata`; closes the channel."""
     phases: list[Phase] = []
     rng = random.Random(5)
     pickers = {"spread": lambda: rng.choice(accounts), "hot": lambda: accounts[0]}
@@ -211,7 +218,7 @@ async def measure_service(
         stub = LoyaltyServiceStub(channel)
         for operation in ("earn", "redeem"):
             for shape, pick_account in pickers.items():
-                call = posting_call(stub, operation, pick_account)
+                call = posting_call(stub, operation, pick_account, metadata)
                 for concurrency in concurrencies:
                     async with sampled_lock_waits(admin, database) as samples:
                         driven = await drive(call, concurrency=concurrency, limits=limits)
@@ -448,8 +455,10 @@ async def run(sizes: LoyaltySizes) -> LoyaltyRun:
         baselines = await measure_baselines(workspace, concurrencies, limits)
         direct = grpc.aio.insecure_channel(loyalty_address)
         phases = await measure_service("direct", direct, names, concurrencies, limits, admin, database)
-        through_gateway = gateway.employee_channel(CALLER_ROLES, subject=CALLER)
-        phases += await measure_service("gateway", through_gateway, names, concurrencies, limits, admin, database)
+        through_gateway, bearer = gateway.channel(), gateway.employee_metadata(CALLER_ROLES, subject=CALLER)
+        phases += await measure_service(
+            "gateway", through_gateway, names, concurrencies, limits, admin, database, bearer
+        )
         print("pgbench, same server, same shapes", flush=True)
         pgbench_url = cluster.ensure_database(PGBENCH_DATABASE)
         scratch = await asyncpg.connect(_asyncpg_url(pgbench_url), timeout=CALL_TIMEOUT_SECONDS)

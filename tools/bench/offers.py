@@ -418,8 +418,8 @@ async def run(sizes: OffersSizes) -> OffersRun:
         direct = grpc.aio.insecure_channel(offers.address)
         metadata = tuple(AGENT.to_metadata())
         phases = await measure_path(DIRECT, direct, lines, direct_methods, concurrencies, limits, metadata)
-        through_gateway = gateway.employee_channel(AGENT.roles, subject=AGENT.subject)
-        phases += await measure_path(GATEWAY, through_gateway, lines, gateway_methods, concurrencies, limits)
+        through_gateway, bearer = gateway.channel(), gateway.employee_metadata(AGENT.roles, subject=AGENT.subject)
+        phases += await measure_path(GATEWAY, through_gateway, lines, gateway_methods, concurrencies, limits, bearer)
         finished = True
         return OffersRun(CallPhases(phases, baselines), memory, not_measured)
     finally:
