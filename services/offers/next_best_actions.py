@@ -177,9 +177,11 @@ def decide(picture: CustomerPicture, inputs: DecisionInputs, channel: str, max_a
                     PassedOver(
                         rule,
                         "CONTACT_LIMIT",
-                        f"the customer was offered {inputs.contacts.offers_this_week + _offers(chosen)} offers on "
-                        f"{channel} within 7 days; the contact policy allows "
-                        f"{inputs.policy.max_offers_per_week_per_channel}",
+                        contact_limit_words(
+                            inputs.contacts.offers_this_week + _offers(chosen),
+                            channel,
+                            inputs.policy.max_offers_per_week_per_channel,
+                        ),
                         priority,
                     )
                 )
@@ -323,6 +325,11 @@ def _offering_refusal(
                 f"costs more than their {cheapest.display_name} at {cheapest.price.words()}",
             )
     return None
+
+
+def contact_limit_words(offered: int, channel: str, allowed: int) -> str:
+    """Why no further offer goes to the customer on `channel`: `offered` this week, `allowed` by the policy."""
+    return f"the customer was offered {offered} offers on {channel} within 7 days; the contact policy allows {allowed}"
 
 
 def _factors(propensity: Propensity, rule: ActionRule) -> str:

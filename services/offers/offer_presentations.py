@@ -29,6 +29,7 @@ from services.offers import (
 )
 from services.offers.action_decisions import NextBestActionDecider
 from services.offers.money import Money
+from services.offers.next_best_actions import contact_limit_words
 from services.offers.offer_lifecycle import OfferState, Presentation, answered, retention_effect_words
 from services.offers.resource_names import ACTION_RULE, OFFER_PRESENTATION
 
@@ -144,8 +145,7 @@ async def record_presentation(session: AsyncSession, presentation: Presentation,
         if offered >= cap:
             raise FailedPrecondition(
                 "CONTACT_LIMIT",
-                f"the customer was offered {offered} offers on {presentation.channel} within 7 days; "
-                f"the contact policy allows {cap}",
+                contact_limit_words(offered, presentation.channel, cap),
                 {"customer": CUSTOMER.format(presentation.customer_id), "channel": presentation.channel},
             )
     await offer_presentation_store.insert_presentation(session, presentation)
